@@ -1,0 +1,42 @@
+# agent: build, test, demo, benchmarks.
+#
+#   make demo     build, then run relay + reverse + forward on 127.0.0.1 (the README's main command)
+#   make test     everything CI checks (the README's test command)
+#   make release  static release binaries build/agent-{x86_64,aarch64,armv7}
+#   make host     host debug build (.build/debug/agent)
+#   make bench    benchmarks side by side with OpenSSH (see docs/PERFORMANCE.md)
+
+SHELL := /bin/bash
+export PATH := /opt/swift/usr/bin:$(PATH)
+
+.PHONY: all deps host unit test test-release sizes clean
+
+all: release
+
+deps:
+	@bash cross/deps.sh
+
+include cross/release.mk
+
+host: deps
+	swift build
+
+unit: deps
+	swift test 2>&1 | tee .build-unit.log | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)'; exit $${PIPESTATUS[0]}
+
+# The release binaries: selftest, keygen and id natively (x86_64) and under
+# qemu-user (aarch64, armv7); the same key must give the same ID everywhere.
+test-release: $(RELEASE_BINS)
+	bash tests/release-check.sh $(RELEASE_ARCHES)
+
+sizes: $(RELEASE_BINS)
+	@bash tests/sizes.sh $(RELEASE_BINS)
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) release
+	$(MAKE) test-release
+	$(MAKE) sizes
+
+clean:
+	rm -rf .build .build-cross build

@@ -1,0 +1,137 @@
+/*
+ * CShims: the one place where agent touches C.
+ *
+ * POSIX (sockets, poll, files, signals, time) and mbedTLS headers, plus small
+ * static inline getters for what Swift cannot import directly: errno (a
+ * macro), socket constants whose C type differs between glibc and musl,
+ * string macros. Non-inline helpers live in shims.c.
+ */
+#ifndef AGENT_CSHIMS_H
+#define AGENT_CSHIMS_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/resource.h>
+
+#include <mbedtls/version.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
+#include <mbedtls/x509_crt.h>
+#include <mbedtls/x509_csr.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/md.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/chachapoly.h>
+#include <mbedtls/base64.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pem.h>
+#include <mbedtls/bignum.h>
+#include <mbedtls/error.h>
+
+/* ---- errno and constants whose type varies by libc ---- */
+static inline int shim_errno(void) { return errno; }
+static inline void shim_set_errno(int e) { errno = e; }
+static inline int shim_sock_stream(void) { return SOCK_STREAM; }
+static inline int shim_msg_nosignal(void) { return MSG_NOSIGNAL; }
+static inline int shim_eagain(void) { return EAGAIN; }
+static inline int shim_ewouldblock(void) { return EWOULDBLOCK; }
+static inline int shim_set_nonblock(int fd) {
+    int f = fcntl(fd, F_GETFL, 0);
+    return f < 0 ? -1 : fcntl(fd, F_SETFL, f | O_NONBLOCK);
+}
+static inline int shim_set_cloexec(int fd) {
+    int f = fcntl(fd, F_GETFD, 0);
+    return f < 0 ? -1 : fcntl(fd, F_SETFD, f | FD_CLOEXEC);
+}
+static inline int shim_open(const char *path, int flags, int mode) { return open(path, flags, mode); }
+static inline int shim_o_rdonly(void) { return O_RDONLY; }
+static inline int shim_o_create_excl_wronly(void) { return O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC; }
+static inline int shim_o_directory(void) { return O_RDONLY | O_DIRECTORY | O_CLOEXEC; }
+static inline int shim_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+static inline long long shim_file_mode(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)(st.st_mode & 07777) : -1;
+}
+static inline long long shim_monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+static inline long long shim_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+static inline long long shim_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- strings and sizes that Swift cannot read from macros ---- */
+const char *shim_mbedtls_version(void);
+
+/* sizeof() as the C compiler sees it with the same headers: the self-test
+ * compares these with Swift's MemoryLayout to catch a stale module cache
+ * or a header/library mismatch. */
+enum shim_struct {
+    SHIM_SSL_CONTEXT, SHIM_SSL_CONFIG, SHIM_SSL_SESSION, SHIM_ENTROPY, SHIM_CTR_DRBG,
+    SHIM_X509_CRT, SHIM_PK_CONTEXT, SHIM_SSL_TICKET, SHIM_SOCKADDR_IN, SHIM_SOCKADDR_IN6,
+    SHIM_SOCKADDR_STORAGE, SHIM_POLLFD, SHIM_STRUCT_COUNT
+};
+size_t shim_sizeof(int which);
+
+/* ---- signals: handlers only set flags; the loop reads and clears them ---- */
+int shim_install_signals(void);          /* SIGINT, SIGTERM, SIGHUP; SIGPIPE ignored */
+int shim_take_signal(int sig);           /* 1 if sig arrived since the last call */
+int shim_signal_pipe_fd(void);           /* readable end: wakes poll() on a signal */
+void shim_drain_signal_pipe(void);
+
+/* ---- entropy ---- */
+/* Fill buf from the kernel (getrandom/getentropy); 0 on success. */
+int shim_getentropy(void *buf, size_t len);
+
+/* ---- TLS helpers ---- */
+/* The ciphersuites agent offers, ChaCha20-Poly1305 first; terminated by 0. */
+const int *shim_ciphersuites(void);
+/* Curves for ECDHE, X25519 first; terminated by MBEDTLS_ECP_DP_NONE. */
+const mbedtls_ecp_group_id *shim_curves(void);
+/* Subject public key info (DER) of a certificate: pointer and length. */
+static inline const unsigned char *shim_crt_raw(const mbedtls_x509_crt *c, size_t *len) {
+    *len = c->raw.len; return c->raw.p;
+}
+static inline const mbedtls_x509_crt *shim_crt_next(const mbedtls_x509_crt *c) { return c->next; }
+static inline mbedtls_pk_context *shim_crt_pk(mbedtls_x509_crt *c) { return &c->pk; }
+static inline int shim_crt_is_ca(const mbedtls_x509_crt *c) { return c->ca_istrue; }
+
+/* ---- misc ---- */
+static inline int shim_sigterm(void) { return SIGTERM; }
+static inline int shim_sigint(void) { return SIGINT; }
+static inline int shim_sighup(void) { return SIGHUP; }
+static inline int shim_sigpipe(void) { return SIGPIPE; }
+
+#endif

@@ -1,0 +1,129 @@
+/* Non-inline C helpers for agent. See include/CShims.h for the contracts. */
+#include "CShims.h"
+
+#include <sys/random.h>
+
+const char *shim_mbedtls_version(void) { return MBEDTLS_VERSION_STRING; }
+
+size_t shim_sizeof(int which) {
+    switch (which) {
+    case SHIM_SSL_CONTEXT: return sizeof(mbedtls_ssl_context);
+    case SHIM_SSL_CONFIG: return sizeof(mbedtls_ssl_config);
+    case SHIM_SSL_SESSION: return sizeof(mbedtls_ssl_session);
+    case SHIM_ENTROPY: return sizeof(mbedtls_entropy_context);
+    case SHIM_CTR_DRBG: return sizeof(mbedtls_ctr_drbg_context);
+    case SHIM_X509_CRT: return sizeof(mbedtls_x509_crt);
+    case SHIM_PK_CONTEXT: return sizeof(mbedtls_pk_context);
+    case SHIM_SSL_TICKET: return sizeof(mbedtls_ssl_ticket_context);
+    case SHIM_SOCKADDR_IN: return sizeof(struct sockaddr_in);
+    case SHIM_SOCKADDR_IN6: return sizeof(struct sockaddr_in6);
+    case SHIM_SOCKADDR_STORAGE: return sizeof(struct sockaddr_storage);
+    case SHIM_POLLFD: return sizeof(struct pollfd);
+    default: return 0;
+    }
+}
+
+/* ---- signals ---------------------------------------------------------- */
+/* A handler may only touch sig_atomic_t flags and write(2) to a pipe; the
+ * poll loop watches the pipe's read end, so a signal wakes it at once. */
+static volatile sig_atomic_t pending[65];
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int sig) {
+    int saved = errno;
+    if (sig > 0 && sig < 65) pending[sig] = 1;
+    if (signal_pipe[1] >= 0) {
+        char b = (char)sig;
+        ssize_t r = write(signal_pipe[1], &b, 1);
+        (void)r;
+    }
+    errno = saved;
+}
+
+int shim_install_signals(void) {
+    if (signal_pipe[0] < 0) {
+        if (pipe(signal_pipe) != 0) return -1;
+        for (int i = 0; i < 2; i++) {
+            shim_set_nonblock(signal_pipe[i]);
+            shim_set_cloexec(signal_pipe[i]);
+        }
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGINT, &sa, NULL) != 0) return -1;
+    if (sigaction(SIGTERM, &sa, NULL) != 0) return -1;
+    if (sigaction(SIGHUP, &sa, NULL) != 0) return -1;
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    return sigaction(SIGPIPE, &ign, NULL);
+}
+
+int shim_take_signal(int sig) {
+    if (sig <= 0 || sig >= 65 || !pending[sig]) return 0;
+    pending[sig] = 0;
+    return 1;
+}
+
+int shim_signal_pipe_fd(void) { return signal_pipe[0]; }
+
+void shim_drain_signal_pipe(void) {
+    char buf[64];
+    while (signal_pipe[0] >= 0 && read(signal_pipe[0], buf, sizeof buf) > 0) {}
+}
+
+/* ---- entropy ---------------------------------------------------------- */
+int shim_getentropy(void *buf, size_t len) {
+    unsigned char *p = buf;
+    while (len > 0) {
+        size_t n = len > 256 ? 256 : len;   /* getentropy's limit per call */
+        if (getentropy(p, n) != 0) return -1;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+#if defined(MBEDTLS_ENTROPY_HARDWARE_ALT)
+/* The release configuration sets MBEDTLS_NO_PLATFORM_ENTROPY (musl would
+ * otherwise make mbedTLS fopen /dev/urandom) and takes the kernel's
+ * randomness through this hook instead. */
+int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen) {
+    (void)data;
+    if (shim_getentropy(output, len) != 0) { *olen = 0; return -1; }
+    *olen = len;
+    return 0;
+}
+#endif
+
+#if !defined(__GLIBC__)
+/* musl 1.2.3 has no arc4random_buf; the Swift runtime's Hasher seeding and
+ * SystemRandomNumberGenerator need it. */
+void arc4random_buf(void *buf, size_t len) {
+    if (shim_getentropy(buf, len) != 0) abort();
+}
+#endif
+
+/* ---- TLS choices ------------------------------------------------------ */
+static const int suites[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    0
+};
+const int *shim_ciphersuites(void) { return suites; }
+
+static const mbedtls_ecp_group_id curves[] = {
+    MBEDTLS_ECP_DP_CURVE25519,
+    MBEDTLS_ECP_DP_SECP256R1,
+    MBEDTLS_ECP_DP_SECP384R1,
+    MBEDTLS_ECP_DP_NONE
+};
+const mbedtls_ecp_group_id *shim_curves(void) { return curves; }

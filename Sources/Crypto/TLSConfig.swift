@@ -1,0 +1,131 @@
+import CShims
+
+/// Shared TLS settings for many sessions: side, own certificate and key,
+/// how the peer is checked, record size, session tickets. Wraps
+/// `mbedtls_ssl_config`; keeps alive everything the config points to.
+///
+/// Protocol choices are fixed here for every use in agent: TLS 1.2 only,
+/// ECDHE only (forward secrecy), ChaCha20-Poly1305 preferred, then AES-GCM;
+/// X25519 first for key exchange.
+public final class TLSConfig {
+    public enum Side { case client, server }
+
+    /// How the peer's certificate is treated during the handshake.
+    public enum PeerCheck {
+        /// No certificate is asked for (a server that does not authenticate clients).
+        case none
+        /// A certificate is asked for and checked against `trusted` if given, but the
+        /// handshake completes either way; the caller MUST check the peer (by key, ID,
+        /// pin or `verifyResult`) before trusting anything from it.
+        case afterHandshake(trusted: Certificate?)
+        /// The handshake fails unless the peer's chain verifies against `trusted`
+        /// (and, on a client, its name matches the server name given to the session).
+        case required(trusted: Certificate)
+    }
+
+    /// Record sizes a client may ask for (RFC 6066 max_fragment_length).
+    public enum MaxFragment {
+        case full, b512, b1024, b2048, b4096
+
+        var code: UInt8 {
+            switch self {
+            case .full: return UInt8(MBEDTLS_SSL_MAX_FRAG_LEN_NONE)
+            case .b512: return UInt8(MBEDTLS_SSL_MAX_FRAG_LEN_512)
+            case .b1024: return UInt8(MBEDTLS_SSL_MAX_FRAG_LEN_1024)
+            case .b2048: return UInt8(MBEDTLS_SSL_MAX_FRAG_LEN_2048)
+            case .b4096: return UInt8(MBEDTLS_SSL_MAX_FRAG_LEN_4096)
+            }
+        }
+
+        public var bytes: Int {
+            switch self {
+            case .full: return 16384
+            case .b512: return 512
+            case .b1024: return 1024
+            case .b2048: return 2048
+            case .b4096: return 4096
+            }
+        }
+
+        public static func forBytes(_ n: Int) -> MaxFragment? {
+            switch n {
+            case 16384: return .full
+            case 512: return .b512
+            case 1024: return .b1024
+            case 2048: return .b2048
+            case 4096: return .b4096
+            default: return nil
+            }
+        }
+    }
+
+    public let conf: UnsafeMutablePointer<mbedtls_ssl_config>
+    public let side: Side
+    let rng: Rng
+    let certificate: Certificate?
+    let key: PrivateKey?
+    let trusted: Certificate?
+    var ticket: UnsafeMutablePointer<mbedtls_ssl_ticket_context>?
+
+    /// - Parameters:
+    ///   - certificate, key: what this side presents (required on a server).
+    ///   - maxFragment: on a client, the record size to ask the server for, so a small
+    ///     peer is never sent a record it cannot hold.
+    ///   - ticketLifetimeSeconds: on a server, enables session tickets valid this long
+    ///     (resumption skips the public-key work; after it a full handshake renews keys).
+    public init(side: Side, rng: Rng, certificate: Certificate?, key: PrivateKey?, peerCheck: PeerCheck,
+                maxFragment: MaxFragment = .full, ticketLifetimeSeconds: UInt32? = nil) throws(CryptoError) {
+        self.side = side
+        self.rng = rng
+        self.certificate = certificate
+        self.key = key
+        conf = .allocate(capacity: 1)
+        mbedtls_ssl_config_init(conf)
+        switch peerCheck {
+        case .none: trusted = nil
+        case .afterHandshake(let t): trusted = t
+        case .required(let t): trusted = t
+        }
+        let endpoint = side == .client ? MBEDTLS_SSL_IS_CLIENT : MBEDTLS_SSL_IS_SERVER
+        try check("ssl config", mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                                            MBEDTLS_SSL_PRESET_DEFAULT))
+        mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, rng.context)
+        mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3)
+        mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3)
+        mbedtls_ssl_conf_ciphersuites(conf, shim_ciphersuites())
+        mbedtls_ssl_conf_curves(conf, shim_curves())
+        switch peerCheck {
+        case .none:
+            mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_NONE)
+        case .afterHandshake:
+            mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_OPTIONAL)
+        case .required:
+            mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED)
+        }
+        if let t = trusted { mbedtls_ssl_conf_ca_chain(conf, t.crt, nil) }
+        if let c = certificate, let k = key {
+            try check("own certificate", mbedtls_ssl_conf_own_cert(conf, c.crt, k.pk))
+        }
+        if side == .client && maxFragment != .full {
+            try check("max fragment", mbedtls_ssl_conf_max_frag_len(conf, maxFragment.code))
+        }
+        if side == .server, let life = ticketLifetimeSeconds {
+            let t = UnsafeMutablePointer<mbedtls_ssl_ticket_context>.allocate(capacity: 1)
+            mbedtls_ssl_ticket_init(t)
+            ticket = t
+            try check("ticket setup", mbedtls_ssl_ticket_setup(t, mbedtls_ctr_drbg_random, rng.context,
+                                                               MBEDTLS_CIPHER_AES_256_GCM, life))
+            mbedtls_ssl_conf_session_tickets_cb(conf, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse,
+                                                UnsafeMutableRawPointer(t))
+        }
+    }
+
+    deinit {
+        mbedtls_ssl_config_free(conf)
+        conf.deallocate()
+        if let t = ticket {
+            mbedtls_ssl_ticket_free(t)
+            t.deallocate()
+        }
+    }
+}

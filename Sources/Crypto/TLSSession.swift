@@ -1,0 +1,260 @@
+import CShims
+import Wire
+
+/// One TLS 1.2 session over mbedTLS, sans-IO: the caller moves ciphertext in and
+/// out of two fixed byte queues and the session never touches a socket.
+///
+///     socket -> inbound.writable()/commit  -> [mbedTLS] -> read(into:)   (plaintext out)
+///     write(_:) (plaintext in) -> [mbedTLS] -> outbound.readable/consume -> socket
+///
+/// "Needs I/O" is a value: `.needIO` means "feed more ciphertext, or drain
+/// `outbound`", which the loop turns into poll interest (read if `wantsInput`,
+/// write while `outbound` is not empty).
+///
+/// `write` only asks mbedTLS to encrypt as much as fits in `outbound` with room
+/// for the record overhead, so mbedTLS never holds a half-flushed record and a
+/// caller never has to repeat a call with the same arguments.
+///
+/// Failures are sticky: after `.failed`, every call returns the same failure.
+public final class TLSSession {
+    public enum Status: Equatable {
+        case handshaking
+        case open
+        /// The peer sent close_notify, or the transport ended after the handshake.
+        case closed
+        case failed(Int32)
+    }
+
+    public enum Progress: Equatable {
+        case done
+        case needIO
+        case failed(Int32)
+    }
+
+    public enum ReadResult: Equatable {
+        case bytes(Int)
+        case needIO
+        case closed
+        case failed(Int32)
+    }
+
+    public enum WriteResult: Equatable {
+        case bytes(Int)
+        case needIO
+        case failed(Int32)
+    }
+
+    /// Ciphertext received from the peer, not yet processed. The caller fills it.
+    public let inbound: ByteQueue
+    /// Ciphertext to send to the peer. The caller drains it.
+    public let outbound: ByteQueue
+    public private(set) var status: Status = .handshaking
+    public let config: TLSConfig
+    let ssl: UnsafeMutablePointer<mbedtls_ssl_context>
+    var transportEnded = false
+    /// True once the peer's certificate was parsed in this handshake (false on resumption).
+    public private(set) var sawPeerCertificate = false
+
+    /// Upper bound on what mbedTLS adds to a record (header, explicit IV, tag).
+    static let maxRecordOverhead = 5 + 8 + 16 + 256
+
+    public init(config: TLSConfig, serverName: String? = nil,
+                inboundCapacity: Int = 16384 + 512, outboundCapacity: Int = 2 * (16384 + 512)) throws(CryptoError) {
+        self.config = config
+        inbound = ByteQueue(capacity: inboundCapacity)
+        outbound = ByteQueue(capacity: outboundCapacity)
+        ssl = .allocate(capacity: 1)
+        mbedtls_ssl_init(ssl)
+        let rc = mbedtls_ssl_setup(ssl, config.conf)
+        if rc != 0 { throw CryptoError("ssl setup", rc) }  // deinit frees ssl
+        if let name = serverName {
+            let rc = name.withCString { mbedtls_ssl_set_hostname(ssl, $0) }
+            if rc != 0 { status = .failed(rc) }
+        }
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        mbedtls_ssl_set_bio(ssl, me, { ctx, buf, len in
+            let s = Unmanaged<TLSSession>.fromOpaque(ctx!).takeUnretainedValue()
+            let n = s.outbound.append(UnsafeRawBufferPointer(start: buf, count: len))
+            return n == 0 ? MBEDTLS_ERR_SSL_WANT_WRITE : Int32(n)
+        }, { ctx, buf, len in
+            let s = Unmanaged<TLSSession>.fromOpaque(ctx!).takeUnretainedValue()
+            if s.inbound.isEmpty { return s.transportEnded ? 0 : MBEDTLS_ERR_SSL_WANT_READ }
+            return Int32(s.inbound.read(into: UnsafeMutableRawBufferPointer(start: buf, count: len)))
+        }, nil)
+        mbedtls_ssl_set_verify(ssl, { ctx, crt, depth, flags in
+            if depth == 0 {
+                Unmanaged<TLSSession>.fromOpaque(ctx!).takeUnretainedValue().sawPeerCertificate = true
+            }
+            return 0
+        }, me)
+    }
+
+    deinit {
+        mbedtls_ssl_free(ssl)  // zeroizes keys and record buffers
+        ssl.deallocate()
+    }
+
+    /// Tells the session the transport delivered EOF: once `inbound` is used up,
+    /// reads end (cleanly only if close_notify came first).
+    public func transportEOF() { transportEnded = true }
+
+    public var isHandshaking: Bool { status == .handshaking }
+    public var isOpen: Bool { status == .open }
+
+    /// True when the session can make progress only with more ciphertext from the peer.
+    public var wantsInput: Bool {
+        switch status {
+        case .handshaking, .open: return !transportEnded
+        case .closed, .failed: return false
+        }
+    }
+
+    /// Plaintext or ciphertext already inside the session that `read` can use
+    /// without more input from the socket.
+    public var hasBufferedInput: Bool {
+        mbedtls_ssl_get_bytes_avail(ssl) > 0 || mbedtls_ssl_check_pending(ssl) != 0 || !inbound.isEmpty
+    }
+
+    /// Drives the handshake as far as the bytes allow.
+    public func handshake() -> Progress {
+        switch status {
+        case .open, .closed: return .done
+        case .failed(let e): return .failed(e)
+        case .handshaking: break
+        }
+        let rc = mbedtls_ssl_handshake(ssl)
+        if rc == 0 {
+            status = .open
+            return .done
+        }
+        if rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE {
+            if transportEnded && inbound.isEmpty && rc == MBEDTLS_ERR_SSL_WANT_READ {
+                return fail(MBEDTLS_ERR_SSL_CONN_EOF)
+            }
+            return .needIO
+        }
+        return fail(rc)
+    }
+
+    func fail(_ code: Int32) -> Progress {
+        status = .failed(code)
+        return .failed(code)
+    }
+
+    /// Decrypts into `into`. `.bytes(n)` with n > 0; `.needIO` when more ciphertext is
+    /// needed; `.closed` on close_notify or a transport EOF.
+    public func read(into: UnsafeMutableRawBufferPointer) -> ReadResult {
+        switch status {
+        case .handshaking: return .needIO
+        case .closed: return .closed
+        case .failed(let e): return .failed(e)
+        case .open: break
+        }
+        if into.count == 0 { return .needIO }
+        let rc = mbedtls_ssl_read(ssl, into.baseAddress!.assumingMemoryBound(to: UInt8.self), into.count)
+        if rc > 0 { return .bytes(Int(rc)) }
+        if rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE { return .needIO }
+        if rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == MBEDTLS_ERR_SSL_CONN_EOF {
+            status = .closed
+            return .closed
+        }
+        status = .failed(rc)
+        return .failed(rc)
+    }
+
+    /// The largest plaintext one record carries on this session.
+    public var maxRecordPayload: Int {
+        let n = mbedtls_ssl_get_max_out_record_payload(ssl)
+        return n > 0 ? Int(n) : 16384
+    }
+
+    /// Encrypts as much of `data` as fits in `outbound`; `.needIO` if nothing fits
+    /// (drain `outbound` first). Never partially consumes a record.
+    public func write(_ data: UnsafeRawBufferPointer) -> WriteResult {
+        switch status {
+        case .handshaking: return .needIO
+        case .closed: return .failed(MBEDTLS_ERR_SSL_CONN_EOF)
+        case .failed(let e): return .failed(e)
+        case .open: break
+        }
+        if data.count == 0 { return .bytes(0) }
+        var total = 0
+        let maxPayload = maxRecordPayload
+        while total < data.count {
+            let room = outbound.freeSpace - TLSSession.maxRecordOverhead
+            if room <= 0 { break }
+            let chunk = min(data.count - total, maxPayload, room)
+            let rc = mbedtls_ssl_write(ssl, data.baseAddress!.assumingMemoryBound(to: UInt8.self) + total, chunk)
+            if rc > 0 {
+                total += Int(rc)
+                continue
+            }
+            if rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_WANT_READ { break }
+            status = .failed(rc)
+            return .failed(rc)
+        }
+        return total > 0 ? .bytes(total) : .needIO
+    }
+
+    public func write(_ data: [UInt8]) -> WriteResult {
+        data.withUnsafeBytes { write($0) }
+    }
+
+    /// Queues close_notify (our last record). Reading may continue.
+    public func sendCloseNotify() {
+        if status == .open || status == .closed {
+            _ = mbedtls_ssl_close_notify(ssl)
+        }
+    }
+
+    /// mbedTLS's verification flags for the peer's certificate (0 = chain valid).
+    public var verifyResult: UInt32 { mbedtls_ssl_get_verify_result(ssl) }
+
+    /// The peer's certificate (leaf) as presented in this session, if any.
+    public var peerCertificateDER: [UInt8]? {
+        guard let c = mbedtls_ssl_get_peer_cert(ssl) else { return nil }
+        var len = 0
+        guard let p = shim_crt_raw(c, &len), len > 0 else { return nil }
+        return Array(UnsafeBufferPointer(start: p, count: len))
+    }
+
+    /// DER SubjectPublicKeyInfo of the peer's certificate, if any.
+    public var peerPublicKeyDER: [UInt8]? {
+        guard let c = mbedtls_ssl_get_peer_cert(ssl) else { return nil }
+        return spkiDER(shim_crt_pk(UnsafeMutablePointer(mutating: c)))
+    }
+
+    /// The peer's full chain as parsed (leaf first), for CA checks.
+    public var peerChain: UnsafePointer<mbedtls_x509_crt>? { mbedtls_ssl_get_peer_cert(ssl) }
+
+    public var ciphersuite: String {
+        guard let p = mbedtls_ssl_get_ciphersuite(ssl) else { return "none" }
+        return String(cString: p)
+    }
+
+    /// A copy of the session for later resumption (client side).
+    public func saveSession() -> SavedSession? {
+        let s = SavedSession()
+        return mbedtls_ssl_get_session(ssl, s.session) == 0 ? s : nil
+    }
+
+    /// Offers a saved session for resumption; call before the first `handshake()`.
+    public func resume(_ saved: SavedSession) {
+        _ = mbedtls_ssl_set_session(ssl, saved.session)
+    }
+}
+
+/// A TLS session kept by a client for resumption (master secret, ticket, peer certificate).
+public final class SavedSession {
+    let session: UnsafeMutablePointer<mbedtls_ssl_session>
+
+    init() {
+        session = .allocate(capacity: 1)
+        mbedtls_ssl_session_init(session)
+    }
+
+    deinit {
+        mbedtls_ssl_session_free(session)  // zeroizes the master secret
+        session.deallocate()
+    }
+}

@@ -1,0 +1,123 @@
+import CShims
+
+/// File access for configuration, keys and state. Keys and state are written
+/// atomically: a temporary file in the same directory, fsync, rename, fsync of
+/// the directory. A kill -9 or a power loss at any moment leaves either the old
+/// or the new file, never a torn one.
+public enum Files {
+    /// Largest file agent reads (keys, certificates, configuration, registry).
+    public static let maxReadBytes = 4 * 1024 * 1024
+
+    public static func exists(_ path: String) -> Bool {
+        path.withCString { access($0, F_OK) == 0 }
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        path.withCString { shim_is_dir($0) != 0 }
+    }
+
+    /// Permission bits (e.g. 0o600), nil if the file cannot be stat'ed.
+    public static func mode(_ path: String) -> Int? {
+        let m = path.withCString { shim_file_mode($0) }
+        return m < 0 ? nil : Int(m)
+    }
+
+    /// Reads a whole file, at most `maxReadBytes`.
+    public static func read(_ path: String, limit: Int = maxReadBytes) throws(SysError) -> [UInt8] {
+        let fd = path.withCString { shim_open($0, shim_o_rdonly(), 0) }
+        if fd < 0 { throw SysError.last("open") }
+        defer { _ = close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { CShims.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if shim_errno() == EINTR { continue }
+                throw SysError.last("read")
+            }
+            if n == 0 { break }
+            if out.count + n > limit { throw SysError("read", EFBIG) }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return out
+    }
+
+    public static func readText(_ path: String) throws(SysError) -> String {
+        let bytes = try read(path)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes `bytes` to `path` atomically with permission `mode` (e.g. 0o600 for keys).
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: Int) throws(SysError) {
+        var suffix: UInt32 = 0
+        withUnsafeMutableBytes(of: &suffix) { _ = shim_getentropy($0.baseAddress, 4) }
+        let tmp = path + ".tmp-" + String(suffix, radix: 16)
+        let fd = tmp.withCString { shim_open($0, shim_o_create_excl_wronly(), Int32(mode)) }
+        if fd < 0 { throw SysError.last("open") }
+        var ok = false
+        defer {
+            if !ok { _ = tmp.withCString { unlink($0) } }
+        }
+        // The umask may have cleared bits of `mode`; set them exactly.
+        if fchmod(fd, mode_t(mode)) != 0 {
+            let e = SysError.last("fchmod")
+            _ = close(fd)
+            throw e
+        }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { CShims.write(fd, $0.baseAddress! + off, bytes.count - off) }
+            if n < 0 {
+                if shim_errno() == EINTR { continue }
+                let e = SysError.last("write")
+                _ = close(fd)
+                throw e
+            }
+            off += n
+        }
+        if fsync(fd) != 0 {
+            let e = SysError.last("fsync")
+            _ = close(fd)
+            throw e
+        }
+        _ = close(fd)
+        let rc = tmp.withCString { t in path.withCString { rename(t, $0) } }
+        if rc != 0 { throw SysError.last("rename") }
+        ok = true
+        syncDirectory(of: path)
+    }
+
+    /// Creates a directory (and its parents) with `mode` if missing.
+    public static func makeDirectory(_ path: String, mode: Int = 0o700) throws(SysError) {
+        if isDirectory(path) { return }
+        var prefix = ""
+        for (i, part) in path.split(separator: "/", omittingEmptySubsequences: false).enumerated() {
+            if i > 0 { prefix += "/" }
+            prefix += String(part)
+            if prefix.isEmpty || prefix == "." || prefix == ".." || isDirectory(prefix) { continue }
+            if prefix.withCString({ mkdir($0, mode_t(mode)) }) != 0 && shim_errno() != EEXIST {
+                throw SysError.last("mkdir")
+            }
+        }
+    }
+
+    public static func remove(_ path: String) {
+        _ = path.withCString { unlink($0) }
+    }
+
+    /// The directory part of a path ("." for a bare name).
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[path.startIndex..<slash])
+    }
+
+    static func syncDirectory(of path: String) {
+        let dir = directory(of: path)
+        let fd = dir.withCString { shim_open($0, shim_o_directory(), 0) }
+        if fd >= 0 {
+            _ = fsync(fd)
+            _ = close(fd)
+        }
+    }
+}

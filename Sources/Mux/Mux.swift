@@ -1,0 +1,1 @@
+/// Multiplexer (see docs/PROTOCOL.md).

@@ -1,0 +1,93 @@
+import Crypto
+import Loop
+import Wire
+
+/// A TLS session bound to a nonblocking socket: the glue that moves ciphertext
+/// between the fd and the sans-IO `TLSSession`. The single owner of both; closing
+/// the link closes the fd.
+public final class TLSLink {
+    public private(set) var fd: Int32
+    public let tls: TLSSession
+    /// The socket returned EOF (the peer will send nothing more).
+    public private(set) var socketEOF = false
+    /// errno of the first failed read or write.
+    public private(set) var socketError: Int32? = nil
+
+    public init(fd: Int32, tls: TLSSession) {
+        self.fd = fd
+        self.tls = tls
+    }
+
+    deinit { close() }
+
+    public var isClosed: Bool { fd < 0 }
+
+    public func close() {
+        if fd >= 0 {
+            Socket.close(fd)
+            fd = -1
+        }
+    }
+
+    /// Reads what the socket has into the session's inbound queue, until it is full
+    /// or the socket would block. Returns the number of bytes read.
+    @discardableResult
+    public func receive() -> Int {
+        guard fd >= 0, socketError == nil, !socketEOF else { return 0 }
+        var total = 0
+        while tls.inbound.freeSpace > 0 {
+            let room = tls.inbound.writable()
+            switch Socket.read(fd, into: room) {
+            case .done(let n):
+                tls.inbound.commit(n)
+                total += n
+                if n < room.count { return total }
+            case .wouldBlock:
+                return total
+            case .eof:
+                socketEOF = true
+                tls.transportEOF()
+                return total
+            case .failed(let e):
+                socketError = e
+                tls.transportEOF()
+                return total
+            }
+        }
+        return total
+    }
+
+    /// Writes queued ciphertext to the socket until it is empty or the socket would block.
+    /// Returns the number of bytes written.
+    @discardableResult
+    public func flush() -> Int {
+        guard fd >= 0, socketError == nil else { return 0 }
+        var total = 0
+        while !tls.outbound.isEmpty {
+            switch Socket.write(fd, tls.outbound.readable) {
+            case .done(let n):
+                tls.outbound.consume(n)
+                total += n
+            case .wouldBlock, .eof:
+                return total
+            case .failed(let e):
+                socketError = e
+                return total
+            }
+        }
+        return total
+    }
+
+    /// What to ask poll() for: read while the session wants input and has room for it,
+    /// write while ciphertext is waiting.
+    public var interest: PollEvents {
+        var e: PollEvents = []
+        if fd < 0 || socketError != nil { return e }
+        if !socketEOF && tls.wantsInput && tls.inbound.freeSpace > 0 { e.insert(.read) }
+        if !tls.outbound.isEmpty { e.insert(.write) }
+        return e
+    }
+
+    /// True when everything queued has reached the socket.
+    public var isFlushed: Bool { tls.outbound.isEmpty }
+}

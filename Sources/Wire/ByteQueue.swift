@@ -1,0 +1,111 @@
+/// A fixed-capacity byte queue allocated once and never grown.
+///
+/// Bytes are appended at `tail` and consumed from `head`:
+/// `0 <= head <= tail <= capacity`. When the free space at the end runs out,
+/// `writable()` moves the unread bytes to the front (at most `count` bytes),
+/// so the free space is always one contiguous region. Two-phase API in the
+/// style of BearSSL's `_buf`/`_ack`: ask for room, write into it, `commit(n)`;
+/// look at `readable`, use some of it, `consume(n)`.
+///
+/// Exactly one owner writes and one reads; it is not thread-safe (nothing in
+/// agent is).
+public final class ByteQueue {
+    public let capacity: Int
+    @usableFromInline let base: UnsafeMutableRawPointer
+    /// Index of the first unread byte.
+    public private(set) var head = 0
+    /// Index one past the last written byte.
+    public private(set) var tail = 0
+
+    public init(capacity: Int) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit {
+        // Wipe: these buffers carry plaintext and key-dependent data.
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+        base.deallocate()
+    }
+
+    /// Unread bytes.
+    @inlinable public var count: Int { tail - head }
+    @inlinable public var isEmpty: Bool { tail == head }
+    /// Bytes that can still be appended (after compaction).
+    @inlinable public var freeSpace: Int { capacity - (tail - head) }
+
+    /// The unread bytes. Valid until the next mutating call.
+    @inlinable public var readable: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base + head, count: tail - head)
+    }
+
+    /// Marks `n` unread bytes as used.
+    public func consume(_ n: Int) {
+        precondition(n >= 0 && n <= count)
+        head += n
+        if head == tail {
+            head = 0
+            tail = 0
+        }
+    }
+
+    /// Contiguous free space to write into (compacts first when needed).
+    public func writable() -> UnsafeMutableRawBufferPointer {
+        if tail == capacity && head > 0 { compact() }
+        return UnsafeMutableRawBufferPointer(start: base + tail, count: capacity - tail)
+    }
+
+    /// Free space of at least `minimum` bytes if the queue has that much room in all
+    /// (compacting when the tail end is too short); otherwise what `writable()` gives.
+    public func writable(minimum: Int) -> UnsafeMutableRawBufferPointer {
+        if capacity - tail < minimum && head > 0 { compact() }
+        return UnsafeMutableRawBufferPointer(start: base + tail, count: capacity - tail)
+    }
+
+    /// Marks `n` bytes written into `writable()` as readable.
+    public func commit(_ n: Int) {
+        precondition(n >= 0 && tail + n <= capacity)
+        tail += n
+    }
+
+    /// Copies in as many bytes as fit; returns how many.
+    @discardableResult
+    public func append(_ bytes: UnsafeRawBufferPointer) -> Int {
+        let n = min(bytes.count, freeSpace)
+        if n == 0 { return 0 }
+        let w = writable(minimum: n)
+        w.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: n)
+        commit(n)
+        return n
+    }
+
+    @discardableResult
+    public func append(_ bytes: [UInt8]) -> Int {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    /// Copies out up to `into.count` unread bytes and consumes them.
+    public func read(into: UnsafeMutableRawBufferPointer) -> Int {
+        let n = min(into.count, count)
+        if n == 0 { return 0 }
+        into.baseAddress!.copyMemory(from: base + head, byteCount: n)
+        consume(n)
+        return n
+    }
+
+    /// The unread bytes as an array (tests and small control payloads).
+    public func peekAll() -> [UInt8] { Array(readable) }
+
+    public func removeAll() {
+        head = 0
+        tail = 0
+    }
+
+    func compact() {
+        let n = tail - head
+        if head > 0 && n > 0 { (base).copyMemory(from: base + head, byteCount: n) }
+        head = 0
+        tail = n
+    }
+}

@@ -1,0 +1,46 @@
+/// The text of `agent --help`. Keep it true: tests compare it with the options
+/// each command accepts.
+enum Usage {
+    static let version = "0.1.0"
+
+    static let text = """
+    agent \(version): reach devices behind NAT through a relay that cannot read the traffic.
+
+    Usage:
+      agent --role relay   [--listen ADDR:PORT] [--state DIR] [--cert FILE --key FILE]
+                           [--enroll-secret FILE] [--open-enrollment] [--client-ca FILE]
+                           [--sni-listen ADDR:PORT] [--metrics ADDR:PORT]
+      agent --role reverse --relay HOST:PORT|https://HOST[:PORT]/PATH (--relay-pin PIN | --ca FILE)
+                           [--identity FILE] [--cert FILE] [--token TOKEN] [--proxy http://HOST:PORT]
+                           [--allow HOST:PORT|HOST:*]...
+                           [--authorized-keys FILE] [--authorized-ca FILE] [--authorize-any]
+                           [--hostname NAME --sni-target ADDR:PORT]
+      agent --role forward --relay ... (--relay-pin PIN | --ca FILE) [--identity FILE] [--cert FILE]
+                           [--token TOKEN]
+                           --listen ADDR:PORT --device ID --target HOST:PORT
+                           | --map LISTEN_ADDR:PORT=DEVICE_ID/TARGET_HOST:PORT ...
+      agent keygen [--identity FILE]     create a key if missing, print its ID
+      agent id [--identity FILE]         print the ID of a key or certificate
+      agent token --secret FILE [--valid SECONDS] [--device ID] [--hostname NAME]...
+                                         print an enrollment token
+      agent ca init --dir DIR            create a session CA (DIR/ca.pem, DIR/ca-key.pem)
+      agent ca issue --dir DIR --identity FILE --name NAME --out FILE
+                                         sign an agent's certificate (present it with --cert FILE)
+      agent selftest                     TLS handshake and data over 127.0.0.1 with this build
+      agent --help | --version
+
+    Common options:
+      --config FILE          'name = value' lines (long option names without dashes);
+                             flags on the command line override it
+      --log-level LEVEL      error, warn, info (default) or debug
+      --heartbeat SECONDS    ping interval on every tunnel (default 15)
+      --reconnect-max SECONDS
+                             cap of the reconnect backoff, agents (default 30)
+
+    Defaults: relay --listen 0.0.0.0:7443, --state ./relay-state (its key, certificate and
+    registry; the relay prints its pin sha256:<hex> at start); --identity ./agent-identity.pem.
+
+    Exit status: 0 done, 1 runtime failure, 2 usage or configuration error.
+    Logs: one line per event on stderr: time level event key=value...
+    """
+}

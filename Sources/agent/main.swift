@@ -1,0 +1,65 @@
+import CShims
+import Loop
+
+/// Process entry. Embedded Swift has no CommandLine, so take argv from C's main.
+/// (SwiftPM's host build links executables through a symbol named after the
+/// module, `agent_main`, so that tests can link the module; the release build
+/// defines `main` itself.)
+#if hasFeature(Embedded)
+@_cdecl("main")
+func cMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+    entry(argc, argv)
+}
+#else
+@_cdecl("agent_main")
+func cMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+    entry(argc, argv)
+}
+#endif
+
+func entry(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
+    var args: [String] = []
+    var i = 1
+    while i < Int(argc) {
+        if let p = argv[i] { args.append(String(cString: p)) }
+        i += 1
+    }
+    return Main.run(args)
+}
+
+enum ExitCode {
+    static let ok: Int32 = 0
+    static let failure: Int32 = 1
+    static let usage: Int32 = 2
+}
+
+enum Main {
+    static func run(_ args: [String]) -> Int32 {
+        guard let first = args.first else {
+            Log.writeStderr("agent: no command given (see agent --help)\n")
+            return ExitCode.usage
+        }
+        let rest = Array(args.dropFirst())
+        do throws(UsageError) {
+            switch first {
+            case "--help", "-h", "help":
+                Log.writeStdout(Usage.text + "\n")
+                return ExitCode.ok
+            case "--version":
+                Log.writeStdout("agent " + Usage.version + " (mbedTLS " + String(cString: shim_mbedtls_version()) + ")\n")
+                return ExitCode.ok
+            case "keygen":
+                return try Commands.keygen(rest)
+            case "id":
+                return try Commands.id(rest)
+            case "selftest":
+                return try SelfTest.run(rest)
+            default:
+                throw UsageError("unknown command '" + first + "' (see agent --help)")
+            }
+        } catch {
+            Log.writeStderr("agent: " + error.message + "\n")
+            return ExitCode.usage
+        }
+    }
+}

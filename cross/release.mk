@@ -1,0 +1,113 @@
+# Static Embedded Swift release builds of agent, one per target architecture.
+# Included by the top-level Makefile; `make release` builds all three.
+#
+# Per target: mbedTLS 2.28.3 (Debian's source, fetched at build time) compiled
+# with cross/config.h by the cross gcc against musl; CShims compiled the same
+# way; each Swift module compiled whole-module (-wmo -Osize) in Embedded mode
+# against the same headers; linked statically with lld; stripped.
+#
+# Each target has its own build folder and clang module cache: a cache shared
+# between targets or configurations silently gives Swift the wrong C struct
+# layouts (notes/embedded-swift.md).
+
+SWIFTC      ?= swiftc
+SWIFT_TC    := $(abspath $(dir $(shell command -v $(SWIFTC)))/..)
+CROSS_DIR   := .build-cross
+MBED_SRC    := $(CROSS_DIR)/mbedtls-src
+# Swift modules in dependency order.
+SWIFT_MODULES := Wire Mux Crypto E2E Loop Roles agent
+
+# --- per-target settings ----------------------------------------------------
+x86_64_SWIFT_TRIPLE := x86_64-unknown-linux-gnu
+x86_64_CC           := gcc
+x86_64_STRIP        := strip
+x86_64_MUSL         := x86_64-linux-musl
+x86_64_FLAGS        :=
+x86_64_RUN          :=
+
+aarch64_SWIFT_TRIPLE := aarch64-none-none-elf
+aarch64_CC           := aarch64-linux-gnu-gcc
+aarch64_STRIP        := aarch64-linux-gnu-strip
+aarch64_MUSL         := aarch64-linux-musl
+aarch64_FLAGS        :=
+aarch64_RUN          := qemu-aarch64-static
+
+# armv7 hard-float (Debian armhf baseline: VFPv3-D16, no NEON), Thumb-2.
+armv7_SWIFT_TRIPLE := armv7-none-none-eabi
+armv7_CC           := arm-linux-gnueabihf-gcc
+armv7_STRIP        := arm-linux-gnueabihf-strip
+armv7_MUSL         := arm-linux-musleabihf
+armv7_FLAGS        := -mfloat-abi=hard -mfpu=vfpv3-d16 -mthumb
+armv7_RUN          := qemu-arm-static
+
+RELEASE_ARCHES := x86_64 aarch64 armv7
+RELEASE_BINS   := $(addprefix build/agent-,$(RELEASE_ARCHES))
+
+SWIFT_SOURCES  = $(shell find Sources -name '*.swift' | sort)
+CSHIMS_SOURCES = $(wildcard Sources/CShims/*.c Sources/CShims/include/*.h Sources/CShims/include/*.modulemap)
+
+.PHONY: release mbedtls-source
+release: $(RELEASE_BINS)
+
+mbedtls-source: $(MBED_SRC)/include/mbedtls/version.h
+$(MBED_SRC)/include/mbedtls/version.h: cross/fetch-mbedtls.sh
+	bash cross/fetch-mbedtls.sh $(MBED_SRC)
+	touch $@
+
+# $(call release_rules,ARCH)
+define release_rules
+$(1)_B     := $(CROSS_DIR)/$(1)
+$(1)_MBED  := $(CROSS_DIR)/$(1)/mbedtls
+$(1)_GCCINC = $$(shell $$($(1)_CC) -print-file-name=include)
+$(1)_MUSLINC := /usr/include/$$($(1)_MUSL)
+$(1)_MUSLLIB := /usr/lib/$$($(1)_MUSL)
+$(1)_CCX    = $$($(1)_CC) -specs $$($(1)_MUSLLIB)/musl-gcc.specs $$($(1)_FLAGS)
+
+# mbedTLS with the project's config, for this target.
+$$($(1)_MBED)/lib/libmbedtls.a: $(MBED_SRC)/include/mbedtls/version.h cross/config.h
+	rm -rf $$($(1)_MBED) && mkdir -p $$($(1)_MBED)/lib
+	cp -r $(MBED_SRC)/library $(MBED_SRC)/include $(MBED_SRC)/3rdparty $$($(1)_MBED)/
+	cp cross/config.h $$($(1)_MBED)/include/mbedtls/config.h
+	$$(MAKE) -s -C $$($(1)_MBED)/library CC="$$($(1)_CCX)" AR=$$(patsubst %gcc,%ar,$$($(1)_CC)) \
+	  CFLAGS="-Os -ffunction-sections -fdata-sections -I../include" \
+	  libmbedcrypto.a libmbedx509.a libmbedtls.a >/dev/null
+	mv $$($(1)_MBED)/library/libmbed*.a $$($(1)_MBED)/lib/
+
+$$($(1)_B)/cshims.o: $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/libmbedtls.a
+	mkdir -p $$($(1)_B)
+	$$($(1)_CCX) -Os -ffunction-sections -fdata-sections -I $$($(1)_MBED)/include -I Sources/CShims/include \
+	  -c Sources/CShims/shims.c -o $$@
+
+$(1)_SWIFTFLAGS = -enable-experimental-feature Embedded -wmo -Osize -target $$($(1)_SWIFT_TRIPLE) \
+	  -Xfrontend -function-sections \
+	  -Xcc -nostdinc -Xcc -isystem -Xcc $$($(1)_GCCINC) -Xcc -isystem -Xcc $$($(1)_MUSLINC) \
+	  -Xcc -I -Xcc $$($(1)_MBED)/include $$(addprefix -Xcc ,$$($(1)_FLAGS)) \
+	  -I Sources/CShims/include -I $$($(1)_B) -module-cache-path $$($(1)_B)/module-cache \
+	  -parse-as-library -swift-version 5
+
+# All Swift modules of this target (one whole-module object each, in dependency order).
+$$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/libmbedtls.a
+	mkdir -p $$($(1)_B)
+	set -e; for m in $(SWIFT_MODULES); do \
+	  $(SWIFTC) $$($(1)_SWIFTFLAGS) -module-name $$$$m -emit-module -emit-module-path $$($(1)_B)/$$$$m.swiftmodule \
+	    $$$$(find Sources/$$$$m -name '*.swift' | sort) -c -o $$($(1)_B)/$$$$m.o; \
+	done
+	touch $$@
+
+build/agent-$(1): $$($(1)_B)/swift.stamp $$($(1)_B)/cshims.o
+	mkdir -p build
+	$$($(1)_CCX) -static -fuse-ld=lld -B$(SWIFT_TC)/bin -Wl,--no-dynamic-linker -Wl,--gc-sections \
+	  $$(addprefix $$($(1)_B)/,$$(addsuffix .o,$(SWIFT_MODULES))) $$($(1)_B)/cshims.o \
+	  $$($(1)_MBED)/lib/libmbedtls.a $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a \
+	  $(SWIFT_TC)/lib/swift/embedded/$$($(1)_SWIFT_TRIPLE)/libswiftUnicodeDataTables.a -lm \
+	  -o $$@.unstripped
+	$$($(1)_STRIP) -o $$@ $$@.unstripped
+	@if [ "$(1)" = armv7 ]; then \
+	  for o in $$($(1)_B)/*.o; do \
+	    readelf -A $$$$o | grep -q 'Tag_ABI_VFP_args: VFP registers' || { echo "armv7: $$$$o is not hard-float" >&2; exit 1; }; \
+	  done; \
+	  readelf -A $$@ | grep -q 'Tag_ABI_VFP_args: VFP registers' || { echo "armv7: agent-armv7 is not hard-float" >&2; exit 1; }; \
+	fi
+endef
+
+$(foreach a,$(RELEASE_ARCHES),$(eval $(call release_rules,$(a))))
