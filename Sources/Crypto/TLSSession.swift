@@ -19,9 +19,9 @@ import Wire
 public final class TLSSession {
     public enum Status: Equatable {
         case handshaking
+        /// Handshake done. Each direction then closes on its own (see `peerClosed`,
+        /// `sentClose`): close_notify is an authenticated half-close.
         case open
-        /// The peer sent close_notify, or the transport ended after the handshake.
-        case closed
         case failed(Int32)
     }
 
@@ -49,6 +49,10 @@ public final class TLSSession {
     /// Ciphertext to send to the peer. The caller drains it.
     public let outbound: ByteQueue
     public private(set) var status: Status = .handshaking
+    /// The peer sent close_notify: it will send nothing more (we may still write).
+    public private(set) var peerClosed = false
+    /// We queued close_notify: we will send nothing more (we may still read).
+    public private(set) var sentClose = false
     public let config: TLSConfig
     let ssl: UnsafeMutablePointer<mbedtls_ssl_context>
     var transportEnded = false
@@ -100,12 +104,17 @@ public final class TLSSession {
 
     public var isHandshaking: Bool { status == .handshaking }
     public var isOpen: Bool { status == .open }
+    public var isFailed: Bool {
+        if case .failed = status { return true }
+        return false
+    }
 
-    /// True when the session can make progress only with more ciphertext from the peer.
+    /// True when the session can use more ciphertext from the peer.
     public var wantsInput: Bool {
         switch status {
-        case .handshaking, .open: return !transportEnded
-        case .closed, .failed: return false
+        case .handshaking: return !transportEnded
+        case .open: return !transportEnded && !peerClosed
+        case .failed: return false
         }
     }
 
@@ -118,7 +127,7 @@ public final class TLSSession {
     /// Drives the handshake as far as the bytes allow.
     public func handshake() -> Progress {
         switch status {
-        case .open, .closed: return .done
+        case .open: return .done
         case .failed(let e): return .failed(e)
         case .handshaking: break
         }
@@ -142,24 +151,27 @@ public final class TLSSession {
     }
 
     /// Decrypts into `into`. `.bytes(n)` with n > 0; `.needIO` when more ciphertext is
-    /// needed; `.closed` on close_notify or a transport EOF.
+    /// needed; `.closed` once the peer's close_notify has been read. A transport EOF
+    /// without close_notify is a failure (`MBEDTLS_ERR_SSL_CONN_EOF`): the data may
+    /// have been cut short.
     public func read(into: UnsafeMutableRawBufferPointer) -> ReadResult {
         switch status {
         case .handshaking: return .needIO
-        case .closed: return .closed
         case .failed(let e): return .failed(e)
         case .open: break
         }
+        if peerClosed { return .closed }
         if into.count == 0 { return .needIO }
         let rc = mbedtls_ssl_read(ssl, into.baseAddress!.assumingMemoryBound(to: UInt8.self), into.count)
         if rc > 0 { return .bytes(Int(rc)) }
         if rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE { return .needIO }
-        if rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == MBEDTLS_ERR_SSL_CONN_EOF {
-            status = .closed
+        if rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY {
+            peerClosed = true
             return .closed
         }
-        status = .failed(rc)
-        return .failed(rc)
+        let code = rc == 0 ? MBEDTLS_ERR_SSL_CONN_EOF : rc
+        status = .failed(code)
+        return .failed(code)
     }
 
     /// The largest plaintext one record carries on this session.
@@ -173,10 +185,10 @@ public final class TLSSession {
     public func write(_ data: UnsafeRawBufferPointer) -> WriteResult {
         switch status {
         case .handshaking: return .needIO
-        case .closed: return .failed(MBEDTLS_ERR_SSL_CONN_EOF)
         case .failed(let e): return .failed(e)
         case .open: break
         }
+        if sentClose { return .failed(MBEDTLS_ERR_SSL_BAD_INPUT_DATA) }
         if data.count == 0 { return .bytes(0) }
         var total = 0
         let maxPayload = maxRecordPayload
@@ -200,11 +212,20 @@ public final class TLSSession {
         data.withUnsafeBytes { write($0) }
     }
 
-    /// Queues close_notify (our last record). Reading may continue.
-    public func sendCloseNotify() {
-        if status == .open || status == .closed {
-            _ = mbedtls_ssl_close_notify(ssl)
+    /// Queues close_notify (our last record). Reading may continue. Needs room in
+    /// `outbound` for one small record; returns false if there was none (call again
+    /// after draining).
+    @discardableResult
+    public func sendCloseNotify() -> Bool {
+        guard status == .open, !sentClose else { return true }
+        if outbound.freeSpace < TLSSession.maxRecordOverhead { return false }
+        let rc = mbedtls_ssl_close_notify(ssl)
+        if rc != 0 && rc != MBEDTLS_ERR_SSL_WANT_WRITE {
+            status = .failed(rc)
+            return true
         }
+        sentClose = true
+        return true
     }
 
     /// mbedTLS's verification flags for the peer's certificate (0 = chain valid).

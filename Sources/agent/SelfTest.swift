@@ -149,8 +149,7 @@ enum SelfTest {
                         p.sent += w
                     }
                     if p.sent == transferBytes && !p.sentClose {
-                        tls.sendCloseNotify()
-                        p.sentClose = true
+                        p.sentClose = tls.sendCloseNotify()
                     }
                     // Read and check the other side's pattern.
                     readLoop: while true {
