@@ -1,1 +1,473 @@
-/// Multiplexer (see docs/PROTOCOL.md).
+import Wire
+
+/// The multiplexer of one tunnel, sans-IO: plaintext frames in (`rx`), frames
+/// out (`tx`), events and commands in between. It never touches a socket or a
+/// clock; `now` comes in with every call that needs time.
+///
+/// Calling convention for the owner, once per loop turn (quinn-proto style):
+///   1. append plaintext from the tunnel's TLS to `rx` (two-phase: `rx.writable()`, `rx.commit(n)`);
+///   2. `while let e = poll(now) { handle e }` -- decodes frames, runs timers;
+///   3. move stream bytes: read `receiveBuffer(id)` and consume; `send(id, bytes)` within `sendAllowance(id)`;
+///   4. `produce()` -- writes pending control frames (ACCEPT, WINDOW, FIN, RESET, PING, PONG...) into `tx`;
+///   5. hand `tx.readable` to TLS and `tx.consume(n)`;
+///   6. `nextDeadline` joins the poll() timeout.
+///
+/// Memory is fixed: `rx`, `tx`, and one pool buffer per stream; the stream
+/// table is capped by `limits.maxStreams`. Control frames that do not fit in
+/// `tx` stay as per-stream flags (never a growing queue); data only enters
+/// `tx` while `MuxLimits.controlReserve` bytes stay free.
+///
+/// Failures are sticky: the first protocol violation is returned once as
+/// `.failed` and after it `poll` returns nil; the owner closes the tunnel.
+public final class Mux {
+    public enum Side {
+        /// Agents open odd stream ids.
+        case agent
+        /// The relay opens even stream ids.
+        case relay
+    }
+
+    public let side: Side
+    public let limits: MuxLimits
+    public let pool: BufferPool
+    /// Plaintext received from the peer, not yet decoded.
+    public let rx: ByteQueue
+    /// Encoded frames for the peer.
+    public let tx: ByteQueue
+
+    var streams: [UInt32: MuxStream] = [:]
+    var nextLocalID: UInt32
+    var highestPeerID: UInt32 = 0
+    var failure: MuxFailure? = nil
+    var failureReported = false
+    /// Hello frames are allowed until the owner calls `helloFinished()`.
+    public private(set) var helloDone = false
+
+    var lastReceived: Instant
+    var nextPing: Instant
+    var pingOutstanding: UInt64? = nil
+    var pingSentAt: Instant = .zero
+    var pingCounter: UInt64 = 0
+    var pongPending: UInt64? = nil
+    /// A PING to write at the next `produce()`.
+    var pingPending: UInt64? = nil
+    var goawayPending: (Reason, UInt32)? = nil
+    /// RESET frames that did not fit in `tx` yet (bounded by maxStreams).
+    var resetsPending: [(UInt32, Reason)] = []
+    public private(set) var goingAway = false
+    public private(set) var peerGoingAway = false
+
+    // Counters for logs and metrics.
+    public private(set) var bytesIn: UInt64 = 0
+    public private(set) var bytesOut: UInt64 = 0
+    public private(set) var unknownFrames: UInt64 = 0
+    public private(set) var lastRttMs: Int64 = -1
+
+    public init(side: Side, limits: MuxLimits, pool: BufferPool, now: Instant) {
+        self.side = side
+        self.limits = limits
+        self.pool = pool
+        rx = ByteQueue(capacity: limits.rxCapacity)
+        tx = ByteQueue(capacity: limits.txCapacity)
+        nextLocalID = side == .agent ? 1 : 2
+        lastReceived = now
+        nextPing = now.adding(ms: limits.heartbeatMs)
+    }
+
+    deinit {
+        for (_, s) in streams { pool.give(s.receive) }
+    }
+
+    public var streamCount: Int { streams.count }
+    public var isFailed: Bool { failure != nil }
+
+    /// Called by the owner once the hello exchange is over; from then on only mux frames are allowed.
+    public func helloFinished(now: Instant) {
+        helloDone = true
+        lastReceived = now
+        nextPing = now.adding(ms: limits.heartbeatMs)
+    }
+
+    // MARK: - Input
+
+    /// The next event: a timer firing, or the next complete frame in `rx`. nil when
+    /// neither is due.
+    public func poll(now: Instant) -> MuxEvent? {
+        if let f = failure {
+            if failureReported { return nil }
+            failureReported = true
+            return .failed(f)
+        }
+        if let e = timers(now: now) { return e }
+        while true {
+            let header: FrameHeader?
+            do throws(WireError) {
+                header = try FrameCodec.decodeHeader(rx.readable)
+            } catch {
+                if case .oversized(let n) = error { return fail(.oversized(n)) }
+                return fail(.malformed(0))
+            }
+            guard let h = header, rx.count >= WireProtocol.headerSize + h.length else { return nil }
+            lastReceived = now
+            let payload = UnsafeRawBufferPointer(rebasing: rx.readable[WireProtocol.headerSize..<(WireProtocol.headerSize + h.length)])
+            let event = handle(h, payload, now: now)
+            rx.consume(WireProtocol.headerSize + h.length)
+            if let e = event { return e }
+            if failure != nil { return poll(now: now) }
+        }
+    }
+
+    func fail(_ f: MuxFailure) -> MuxEvent? {
+        if failure == nil { failure = f }
+        if failureReported { return nil }
+        failureReported = true
+        return .failed(failure!)
+    }
+
+    func timers(now: Instant) -> MuxEvent? {
+        if helloDone {
+            if now.since(lastReceived) >= limits.deadAfterMs { return fail(.peerTimeout) }
+            if now >= nextPing { startPing(now: now) }
+        }
+        for (id, s) in streams where s.phase == .opening && now.since(s.openedAt) >= limits.openTimeoutMs {
+            remove(id)
+            queueReset(id, .timeout)
+            return .refused(id, .timeout)
+        }
+        return nil
+    }
+
+    /// The earliest time `poll` has timer work to do.
+    public var nextDeadline: Instant? {
+        if failure != nil { return nil }
+        var d: Instant? = nil
+        if helloDone {
+            d = min(nextPing, lastReceived.adding(ms: limits.deadAfterMs))
+        }
+        for (_, s) in streams where s.phase == .opening {
+            let t = s.openedAt.adding(ms: limits.openTimeoutMs)
+            if d == nil || t < d! { d = t }
+        }
+        return d
+    }
+
+    func handle(_ h: FrameHeader, _ p: UnsafeRawBufferPointer, now: Instant) -> MuxEvent? {
+        guard let type = h.type else {
+            unknownFrames += 1
+            return nil
+        }
+        switch type {
+        case .challenge, .auth, .welcome, .denied:
+            guard !helloDone, h.stream == 0 else { return fail(.unexpected(type.rawValue)) }
+            return .hello(type, Array(p))
+        default:
+            guard helloDone else { return fail(.unexpected(type.rawValue)) }
+        }
+        switch type {
+        case .ping, .pong, .goaway:
+            guard h.stream == 0 else { return fail(.malformed(type.rawValue)) }
+        default:
+            guard h.stream != 0 else { return fail(.malformed(type.rawValue)) }
+        }
+        do throws(WireError) {
+            switch type {
+            case .challenge, .auth, .welcome, .denied:
+                return nil  // handled above
+            case .ping:
+                pongPending = try ControlPayload.decodePing(p, .ping)
+                return nil
+            case .pong:
+                let v = try ControlPayload.decodePing(p, .pong)
+                if let o = pingOutstanding, o == v {
+                    pingOutstanding = nil
+                    lastRttMs = now.since(pingSentAt)
+                    return .pong(rttMs: lastRttMs)
+                }
+                return nil
+            case .goaway:
+                let (r, ms) = try ControlPayload.decodeGoaway(p)
+                peerGoingAway = true
+                return .goaway(r, retryAfterMs: ms)
+            case .open:
+                return try handleOpen(h.stream, p, now: now)
+            case .accept:
+                let w = try ControlPayload.decodeU32(p, .accept)
+                guard let s = streams[h.stream] else { return nil }  // we already gave up on it
+                guard s.phase == .opening else { return fail(.unexpected(type.rawValue)) }
+                s.phase = .open
+                s.sendCredit = Int(w)
+                return .accepted(h.stream)
+            case .refuse:
+                let r = try ControlPayload.decodeReason(p, .refuse)
+                guard let s = streams[h.stream] else { return nil }
+                guard s.phase == .opening else { return fail(.unexpected(type.rawValue)) }
+                remove(h.stream)
+                return .refused(h.stream, r)
+            case .data:
+                guard p.count > 0 else { return fail(.malformed(type.rawValue)) }
+                guard let s = streams[h.stream] else { return nil }  // reset by us; data was in flight
+                guard s.phase == .open, !s.finReceived else { return fail(.unexpected(type.rawValue)) }
+                guard p.count <= s.recvCredit else { return fail(.creditViolation(h.stream)) }
+                s.recvCredit -= p.count
+                let n = s.receive.append(p)
+                precondition(n == p.count, "credit invariant")
+                bytesIn += UInt64(n)
+                return .data(h.stream)
+            case .fin:
+                guard p.count == 0 else { return fail(.malformed(type.rawValue)) }
+                guard let s = streams[h.stream] else { return nil }
+                guard s.phase == .open, !s.finReceived else { return fail(.unexpected(type.rawValue)) }
+                s.finReceived = true
+                return .finished(h.stream)
+            case .reset:
+                let r = try ControlPayload.decodeReason(p, .reset)
+                guard streams[h.stream] != nil else { return nil }
+                remove(h.stream)
+                return .reset(h.stream, r)
+            case .window:
+                let inc = try ControlPayload.decodeU32(p, .window)
+                guard inc > 0 else { return fail(.malformed(type.rawValue)) }
+                guard let s = streams[h.stream], s.phase == .open else { return nil }
+                let total = s.sendCredit + Int(inc)
+                guard total <= Int(Int32.max) else { return fail(.creditViolation(h.stream)) }
+                s.sendCredit = total
+                return .credit(h.stream)
+            }
+        } catch {
+            if case .malformed(let t) = error { return fail(.malformed(t.rawValue)) }
+            return fail(.malformed(type.rawValue))
+        }
+    }
+
+    func handleOpen(_ id: UInt32, _ p: UnsafeRawBufferPointer, now: Instant) throws(WireError) -> MuxEvent? {
+        let open = try OpenPayload.decode(p)
+        let peerParityOdd = side == .relay
+        guard (id % 2 == 1) == peerParityOdd, id > highestPeerID else { return fail(.badStreamID(id)) }
+        highestPeerID = id
+        if goingAway {
+            queueRefuse(id, .goingAway)
+            return nil
+        }
+        guard streams.count < limits.maxStreams, let buf = pool.take() else {
+            queueRefuse(id, .noResources)
+            return nil
+        }
+        let s = MuxStream(id: id, phase: .pendingAccept, receive: buf, sendCredit: Int(open.window), recvCredit: 0, now: now)
+        streams[id] = s
+        return .opened(id, open)
+    }
+
+    // MARK: - Commands
+
+    /// Opens a stream. nil if the stream limit or the buffer pool is exhausted, or
+    /// either side is going away.
+    public func open(_ target: OpenPayload.Target, origin: [UInt8] = [UInt8](repeating: 0, count: 20),
+                     caller: PeerAddress = .none, now: Instant) -> UInt32? {
+        guard helloDone, failure == nil, !goingAway, !peerGoingAway, streams.count < limits.maxStreams,
+              let buf = pool.take() else { return nil }
+        let id = nextLocalID
+        nextLocalID &+= 2
+        let s = MuxStream(id: id, phase: .opening, receive: buf, sendCredit: 0, recvCredit: buf.capacity, now: now)
+        s.openPending = OpenPayload(target: target, window: UInt32(buf.capacity), origin: origin, caller: caller).encode()
+        streams[id] = s
+        writeOpen(s)
+        return id
+    }
+
+    /// Accepts a stream the peer opened (after `.opened`).
+    public func accept(_ id: UInt32) {
+        guard let s = streams[id], s.phase == .pendingAccept else { return }
+        s.phase = .open
+        s.recvCredit = s.receive.capacity
+        s.acceptPending = true
+        writeAccept(s)
+    }
+
+    /// Refuses a stream the peer opened; it is gone.
+    public func refuse(_ id: UInt32, _ reason: Reason) {
+        guard let s = streams[id], s.phase == .pendingAccept else { return }
+        remove(id)
+        queueRefuse(id, reason)
+    }
+
+    /// Resets a stream in any phase; it is gone (its buffer returns to the pool).
+    public func reset(_ id: UInt32, _ reason: Reason) {
+        guard let s = streams[id] else { return }
+        if s.phase == .pendingAccept {
+            remove(id)
+            queueRefuse(id, reason)
+            return
+        }
+        let unsent = s.openPending != nil
+        remove(id)
+        if !unsent { queueReset(id, reason) }
+    }
+
+    /// Ends our direction of the stream after everything sent so far.
+    public func finish(_ id: UInt32) {
+        guard let s = streams[id], s.phase == .open, !s.finRequested else { return }
+        s.finRequested = true
+        writeFin(s)
+    }
+
+    /// Forgets a stream whose both directions ended (FIN sent and received); if
+    /// they did not, the stream is reset with `reason` instead.
+    public func release(_ id: UInt32, otherwise reason: Reason = .closed) {
+        guard let s = streams[id] else { return }
+        if s.finSent && s.finReceived {
+            remove(id)
+        } else {
+            reset(id, reason)
+        }
+    }
+
+    /// How many payload bytes `send` would take now for this stream.
+    public func sendAllowance(_ id: UInt32) -> Int {
+        guard let s = streams[id], s.phase == .open, !s.acceptPending, !s.finRequested, failure == nil else { return 0 }
+        let room = tx.freeSpace - MuxLimits.controlReserve - WireProtocol.headerSize
+        if room <= 0 { return 0 }
+        return min(s.sendCredit, room)
+    }
+
+    /// Queues DATA frames with as much of `bytes` as credit and `tx` allow; returns
+    /// the number of bytes taken.
+    @discardableResult
+    public func send(_ id: UInt32, _ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let s = streams[id] else { return 0 }
+        var taken = 0
+        while taken < bytes.count {
+            let allowance = sendAllowance(id)
+            if allowance <= 0 { break }
+            let n = min(allowance, bytes.count - taken, WireProtocol.maxPayload)
+            FrameCodec.append(.data, stream: id, payload: UnsafeRawBufferPointer(rebasing: bytes[taken..<(taken + n)]), to: tx)
+            s.sendCredit -= n
+            taken += n
+        }
+        bytesOut += UInt64(taken)
+        return taken
+    }
+
+    /// The stream's receive buffer: the owner reads and consumes from it; the space it
+    /// frees becomes credit for the peer at the next `produce()`.
+    public func receiveBuffer(_ id: UInt32) -> ByteQueue? { streams[id]?.receive }
+
+    public func info(_ id: UInt32) -> StreamInfo? {
+        guard let s = streams[id] else { return nil }
+        return StreamInfo(isOpen: s.phase == .open, sendCredit: s.sendCredit, finSent: s.finSent,
+                          finReceived: s.finReceived, buffered: s.receive.count)
+    }
+
+    public func exists(_ id: UInt32) -> Bool { streams[id] != nil }
+
+    /// The ids of all streams (for teardown and sweeps).
+    public var streamIDs: [UInt32] { Array(streams.keys) }
+
+    /// Sends a hello-phase frame (before `helloFinished`).
+    public func sendHello(_ type: FrameType, _ payload: [UInt8]) -> Bool {
+        guard !helloDone, tx.freeSpace >= WireProtocol.headerSize + payload.count else { return false }
+        FrameCodec.append(type, stream: 0, payload: payload, to: tx)
+        return true
+    }
+
+    /// Tells the peer we are going away; new opens are refused from now on.
+    public func goaway(_ reason: Reason, retryAfterMs: UInt32) {
+        goingAway = true
+        goawayPending = (reason, retryAfterMs)
+        produce()
+    }
+
+    /// Writes every pending control frame that fits into `tx`. Call before draining `tx`.
+    public func produce() {
+        guard failure == nil else { return }
+        if helloDone {
+            if let v = pongPending, fits(8) {
+                FrameCodec.append(.pong, stream: 0, payload: ControlPayload.ping(v), to: tx)
+                pongPending = nil
+            }
+            if let v = pingPending, fits(8) {
+                FrameCodec.append(.ping, stream: 0, payload: ControlPayload.ping(v), to: tx)
+                pingPending = nil
+            }
+            if let (r, ms) = goawayPending, fits(5) {
+                FrameCodec.append(.goaway, stream: 0, payload: ControlPayload.goaway(r, retryAfterMs: ms), to: tx)
+                goawayPending = nil
+            }
+        }
+        while let (id, r) = resetsPending.first, fits(1) {
+            FrameCodec.append(.reset, stream: id, payload: ControlPayload.reason(r), to: tx)
+            resetsPending.removeFirst()
+        }
+        for (_, s) in streams {
+            if s.openPending != nil { writeOpen(s) }
+            if s.acceptPending { writeAccept(s) }
+            if s.phase == .open && !s.finReceived && !s.acceptPending {
+                let grantable = s.receive.freeSpace - s.recvCredit
+                let threshold = max(1, s.receive.capacity / 4)
+                if grantable > 0 && (grantable >= threshold || s.receive.isEmpty), fits(4) {
+                    FrameCodec.append(.window, stream: s.id, payload: ControlPayload.window(UInt32(grantable)), to: tx)
+                    s.recvCredit += grantable
+                }
+            }
+            if s.finRequested && !s.finSent { writeFin(s) }
+        }
+    }
+
+    /// Sends a heartbeat now (e.g. to measure the round trip); the answer comes as `.pong`.
+    public func ping(now: Instant) {
+        guard helloDone else { return }
+        startPing(now: now)
+        produce()
+    }
+
+    func startPing(now: Instant) {
+        pingCounter &+= 1
+        pingPending = pingCounter
+        pingOutstanding = pingCounter
+        pingSentAt = now
+        nextPing = now.adding(ms: limits.heartbeatMs)
+    }
+
+    // MARK: - Internals
+
+    func fits(_ payload: Int) -> Bool { tx.freeSpace >= WireProtocol.headerSize + payload }
+
+    func writeOpen(_ s: MuxStream) {
+        guard let p = s.openPending, fits(p.count) else { return }
+        FrameCodec.append(.open, stream: s.id, payload: p, to: tx)
+        s.openPending = nil
+    }
+
+    func writeAccept(_ s: MuxStream) {
+        guard s.acceptPending, fits(4) else { return }
+        FrameCodec.append(.accept, stream: s.id, payload: ControlPayload.accept(window: UInt32(s.receive.capacity)), to: tx)
+        s.acceptPending = false
+    }
+
+    func writeFin(_ s: MuxStream) {
+        guard s.finRequested, !s.finSent, !s.acceptPending, fits(0) else { return }
+        FrameCodec.append(.fin, stream: s.id, payload: [], to: tx)
+        s.finSent = true
+    }
+
+    func queueRefuse(_ id: UInt32, _ r: Reason) {
+        if fits(1) {
+            FrameCodec.append(.refuse, stream: id, payload: ControlPayload.reason(r), to: tx)
+        } else if resetsPending.count < limits.maxStreams * 2 {
+            // A REFUSE that does not fit goes out as RESET later: same effect for the opener.
+            resetsPending.append((id, r))
+        }
+    }
+
+    func queueReset(_ id: UInt32, _ r: Reason) {
+        if resetsPending.isEmpty && fits(1) {
+            FrameCodec.append(.reset, stream: id, payload: ControlPayload.reason(r), to: tx)
+        } else if resetsPending.count < limits.maxStreams * 2 {
+            resetsPending.append((id, r))
+        }
+    }
+
+    func remove(_ id: UInt32) {
+        guard let s = streams.removeValue(forKey: id) else { return }
+        pool.give(s.receive)
+    }
+}

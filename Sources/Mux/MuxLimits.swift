@@ -1,0 +1,40 @@
+import Wire
+
+/// Limits and timers of one tunnel's multiplexer. Every value has a named
+/// default; roles pick server or device values (docs/LIMITS.md).
+public struct MuxLimits {
+    /// Concurrent streams on one tunnel; more opens are refused with `noResources`.
+    public var maxStreams: Int
+    /// Heartbeat: a PING this often; the peer is dead after `deadAfterMs` of silence.
+    public var heartbeatMs: Int64
+    /// A stream we opened that is neither accepted nor refused by then is dropped (`timeout`).
+    public var openTimeoutMs: Int64
+    /// Plaintext frame bytes received but not yet decoded (at least one whole frame).
+    public var rxCapacity: Int
+    /// Frames encoded but not yet handed to TLS.
+    public var txCapacity: Int
+
+    public static let defaultHeartbeatMs: Int64 = 15_000
+    public static let defaultOpenTimeoutMs: Int64 = 15_000
+    public static let defaultMaxStreamsServer = 1024
+    public static let defaultMaxStreamsDevice = 64
+    /// Room kept free in `tx` for control frames when data is queued.
+    public static let controlReserve = 1024
+
+    public init(maxStreams: Int = MuxLimits.defaultMaxStreamsServer,
+                heartbeatMs: Int64 = MuxLimits.defaultHeartbeatMs,
+                openTimeoutMs: Int64 = MuxLimits.defaultOpenTimeoutMs,
+                rxCapacity: Int = 2 * (WireProtocol.headerSize + WireProtocol.maxPayload),
+                txCapacity: Int = 4 * (WireProtocol.headerSize + WireProtocol.maxPayload)) {
+        precondition(rxCapacity >= WireProtocol.headerSize + WireProtocol.maxPayload)
+        precondition(txCapacity >= WireProtocol.headerSize + WireProtocol.maxPayload + MuxLimits.controlReserve)
+        self.maxStreams = maxStreams
+        self.heartbeatMs = heartbeatMs
+        self.openTimeoutMs = openTimeoutMs
+        self.rxCapacity = rxCapacity
+        self.txCapacity = txCapacity
+    }
+
+    /// Dead-peer detection: twice the heartbeat.
+    public var deadAfterMs: Int64 { 2 * heartbeatMs }
+}

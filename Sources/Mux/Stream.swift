@@ -1,0 +1,52 @@
+import Wire
+
+/// One multiplexed stream, as the multiplexer sees it.
+///
+///     we open:        opening --ACCEPT--> open        opening --REFUSE/timeout--> (gone)
+///     peer opens:     pendingAccept --accept()--> open    --refuse()--> (gone)
+///     open:           each direction ends with its own FIN (half-close);
+///                     RESET from either side ends both at once (gone).
+///
+/// Credit: `sendCredit` bytes may still be sent; `recvCredit` bytes may still
+/// arrive. Invariant: recvCredit <= receive.freeSpace, so data within credit
+/// always fits and the tunnel never stalls on one stream.
+final class MuxStream {
+    enum Phase: Equatable {
+        case opening
+        case pendingAccept
+        case open
+    }
+
+    let id: UInt32
+    var phase: Phase
+    /// Bytes from the peer, waiting for the owner. From the pool; back to it on removal.
+    let receive: ByteQueue
+    var recvCredit: Int
+    var sendCredit: Int
+    /// Our ACCEPT still has to be written (nothing may be sent before it).
+    var acceptPending = false
+    /// Our OPEN still has to be written.
+    var openPending: [UInt8]? = nil
+    var finRequested = false
+    var finSent = false
+    var finReceived = false
+    let openedAt: Instant
+
+    init(id: UInt32, phase: Phase, receive: ByteQueue, sendCredit: Int, recvCredit: Int, now: Instant) {
+        self.id = id
+        self.phase = phase
+        self.receive = receive
+        self.sendCredit = sendCredit
+        self.recvCredit = recvCredit
+        self.openedAt = now
+    }
+}
+
+/// A stream's state as its owner may query it.
+public struct StreamInfo: Equatable {
+    public var isOpen: Bool
+    public var sendCredit: Int
+    public var finSent: Bool
+    public var finReceived: Bool
+    public var buffered: Int
+}
