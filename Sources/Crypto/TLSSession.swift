@@ -59,6 +59,11 @@ public final class TLSSession {
     /// True once the peer's certificate was parsed in this handshake (false on resumption).
     public private(set) var sawPeerCertificate = false
 
+    /// The failure code of a transport that ended without close_notify (in the handshake
+    /// or in `read`): the peer's data may have been cut short. Callers that must tell a
+    /// truncation from other TLS failures compare against it.
+    public static let truncationError: Int32 = MBEDTLS_ERR_SSL_CONN_EOF
+
     /// Upper bound on what mbedTLS adds to a record (header, explicit IV, tag).
     static let maxRecordOverhead = 5 + 8 + 16 + 256
 
