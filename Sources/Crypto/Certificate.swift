@@ -186,3 +186,17 @@ public enum CertificateWriter {
         return true
     }
 }
+
+extension Certificate {
+    /// DER of every certificate in the chain, leaf first.
+    public var chainDER: [[UInt8]] {
+        var out: [[UInt8]] = []
+        var p: UnsafePointer<mbedtls_x509_crt>? = UnsafePointer(crt)
+        while let c = p {
+            var len = 0
+            if let raw = shim_crt_raw(c, &len), len > 0 { out.append(Array(UnsafeBufferPointer(start: raw, count: len))) }
+            p = shim_crt_next(c)
+        }
+        return out
+    }
+}

@@ -396,3 +396,17 @@ public struct Reader {
         return bytes(Int(n))
     }
 }
+
+/// Runs a payload decoder over an array's bytes, keeping the typed error
+/// (`withUnsafeBytes` itself only rethrows untyped errors).
+public func decodeBytes<T>(_ bytes: [UInt8], _ decode: (UnsafeRawBufferPointer) throws(WireError) -> T) throws(WireError) -> T {
+    var result: Result<T, WireError>? = nil
+    bytes.withUnsafeBytes { p in
+        do throws(WireError) {
+            result = .success(try decode(p))
+        } catch {
+            result = .failure(error)
+        }
+    }
+    return try result!.get()
+}

@@ -39,3 +39,43 @@ enum Commands {
         }
     }
 }
+
+extension Commands {
+    /// `agent token --secret FILE [--valid SECONDS] [--device ID] [--hostname NAME]...`
+    static func token(_ args: [String]) throws(UsageError) -> Int32 {
+        let opts = try ArgumentParser.parse(args, specs: [.value("secret"), .value("valid"), .value("device"),
+                                                          .list("hostname"), .value("log-level")])
+        guard let path = opts.value("secret") else { throw UsageError("--secret FILE is required") }
+        let valid = try ArgumentParser.seconds(opts, "valid", default: defaultTokenValidity, max: 10 * 365 * 86400)
+        var device: AgentID? = nil
+        if let d = opts.value("device") {
+            guard let id = AgentID(text: d) else { throw UsageError("--device: '" + d + "' is not an agent ID") }
+            device = id
+        }
+        let hosts = opts.all("hostname")
+        guard hosts.count <= 8 else { throw UsageError("--hostname: at most 8 per token") }
+        for h in hosts where !HostnameRules.isValid(h) {
+            throw UsageError("--hostname: '" + h + "' is not a valid host name")
+        }
+        let rng: Rng
+        do throws(CryptoError) { rng = try Rng() } catch {
+            Log.writeStderr("agent: random generator: " + error.message + "\n")
+            return ExitCode.failure
+        }
+        let secret: [UInt8]
+        do throws(StartupError) {
+            let (s, created) = try SecretFile.loadOrCreate(path, rng: rng)
+            if created { Log.writeStderr("agent: created secret " + path + " (mode 0600); give it to the relay with --enroll-secret\n") }
+            secret = s
+        } catch {
+            throw UsageError("--secret " + error.message)
+        }
+        let t = EnrollmentToken(expires: Clock.wallSeconds() + Int64(valid), device: device, hostnames: hosts,
+                                nonce: rng.bytes(8))
+        Log.writeStdout(t.sign(secret: secret) + "\n")
+        return ExitCode.ok
+    }
+
+    /// One hour: long enough to provision a device, short enough that a leaked token soon stops working.
+    static let defaultTokenValidity = 3600
+}

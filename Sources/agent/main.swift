@@ -41,6 +41,10 @@ enum Main {
         }
         let rest = Array(args.dropFirst())
         do throws(UsageError) {
+            if first.hasPrefix("--role") || args.contains(where: { $0 == "--role" || $0.hasPrefix("--role=") })
+                || (first == "--config") {
+                return try RoleCommand.run(args)
+            }
             switch first {
             case "--help", "-h", "help":
                 Log.writeStdout(Usage.text + "\n")
@@ -54,6 +58,8 @@ enum Main {
                 return try Commands.id(rest)
             case "selftest":
                 return try SelfTest.run(rest)
+            case "token":
+                return try Commands.token(rest)
             default:
                 throw UsageError("unknown command '" + first + "' (see agent --help)")
             }

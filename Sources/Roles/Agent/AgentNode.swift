@@ -1,0 +1,209 @@
+import Crypto
+import E2E
+import Loop
+import Mux
+import Wire
+
+/// What reverse and forward share: the tunnel to the relay, the table of
+/// spliced streams, the per-turn work order and teardown. Subclasses decide
+/// what a stream is for (`opened`, `sessionEvent`) and add their own sockets.
+public class AgentNode: LoopDriver {
+    enum TokenKind: UInt8 {
+        case tunnel = 1
+        case splice = 2
+        case listener = 3
+    }
+
+    let client: RelayClient
+    let rng: Rng
+    let pool: BufferPool
+    var splices: [UInt32: Splice] = [:]
+    var stopping = false
+    /// Work was left when the last turn ended (poll must not wait).
+    var moreWork = false
+    var downLog = RateLimit(burst: 5, windowMs: 60_000)
+    public private(set) var finished = false
+    public private(set) var exitCode: Int32 = 0
+    var roleName: String { "agent" }
+
+    init(settings: TunnelSettings, rng: Rng, window: Int, maxStreams: Int, now: Instant) throws(CryptoError) {
+        self.rng = rng
+        pool = BufferPool(bufferSize: window, limit: maxStreams)
+        client = try RelayClient(settings: settings, rng: rng, pool: pool, now: now)
+    }
+
+    // MARK: hooks for subclasses
+
+    /// The peer opened a stream.
+    func opened(_ id: UInt32, _ open: OpenPayload, mux: Mux, now: Instant) { mux.refuse(id, .notAuthorized) }
+    /// An end-to-end session event of a splice.
+    func sessionEvent(_ s: Splice, _ ev: E2EEvent, mux: Mux, now: Instant) {}
+    /// Per-splice work before pumping (reverse: target connects).
+    func prepare(_ s: Splice, mux: Mux, now: Instant) {}
+    func collectExtra(into set: inout PollSet) {}
+    func readyExtra(kind: UInt8, serial: UInt64, events: PollEvents, now: Instant) {}
+    func workExtra(now: Instant) {}
+    func tunnelUp(_ id: AgentID, now: Instant) {}
+    func reload() {}
+
+    // MARK: LoopDriver
+
+    public func collect(into set: inout PollSet, now: Instant) {
+        client.collect(into: &set, token: Token.make(TokenKind.tunnel.rawValue, 0))
+        for (id, s) in splices where s.fd >= 0 {
+            set.add(fd: s.fd, interest: s.interest, token: Token.make(TokenKind.splice.rawValue, UInt64(id)))
+        }
+        collectExtra(into: &set)
+    }
+
+    public func ready(token: UInt64, events: PollEvents, now: Instant) {
+        let kind = Token.kind(token)
+        switch kind {
+        case TokenKind.tunnel.rawValue:
+            client.ready(events)
+        case TokenKind.splice.rawValue:
+            splices[UInt32(truncatingIfNeeded: Token.serial(token))]?.ready(events)
+        default:
+            readyExtra(kind: kind, serial: Token.serial(token), events: events, now: now)
+        }
+    }
+
+    public func nextDeadline(now: Instant) -> Instant? {
+        if moreWork { return now }
+        var d = client.nextDeadline
+        for (_, s) in splices {
+            for t in [s.e2e.deadline, s.connectDeadline, s.lingerDeadline] {
+                if let t = t, d == nil || t < d! { d = t }
+            }
+        }
+        return d
+    }
+
+    public func signal(_ kind: Signals.Kind, now: Instant) {
+        switch kind {
+        case .terminate:
+            stopping = true
+        case .reload:
+            reload()
+        }
+    }
+
+    public func work(now: Instant) {
+        if stopping {
+            for (id, s) in splices {
+                client.mux?.reset(id, .goingAway)
+                s.closeLocal(abort: true)
+            }
+            splices.removeAll()
+            _ = client.flush()
+            client.stop()
+            Log.info("agent_stopped", "role=" + roleName)
+            finished = true
+            return
+        }
+        workExtra(now: now)
+        moreWork = false
+        // Rounds until nothing moves: bytes freed in one place let others move.
+        var rounds = 0
+        while true {
+            rounds += 1
+            if let ev = client.advance(now: now) { tunnelEvent(ev, now: now) }
+            guard let mux = client.mux else { return }
+            let txBefore = mux.tx.count
+            let outBefore = client.outboundCount
+            var progress = false
+            while let ev = mux.poll(now: now) {
+                progress = true
+                muxEvent(ev, mux: mux, now: now)
+                if client.mux == nil { return }
+            }
+            for (id, s) in splices {
+                prepare(s, mux: mux, now: now)
+                if s.pump(mux, now: now, onEvent: { ev in sessionEvent(s, ev, mux: mux, now: now) }) { progress = true }
+                if let e = s.localError, splices[id] != nil {
+                    Log.info("stream_reset", "stream=" + String(id) + " local=" + Log.quote(s.label) + " error="
+                             + Log.quote(SysError.describe(e)))
+                    drop(id, mux: mux, reason: .closed, abort: true)
+                    progress = true
+                } else if s.isComplete(mux) {
+                    mux.release(id)
+                    Log.debug("stream_closed", "stream=" + String(id) + " local=" + Log.quote(s.label) + " in="
+                              + String(s.bytesFromLocal) + " out=" + String(s.bytesToLocal))
+                    splices.removeValue(forKey: id)
+                    progress = true
+                } else if let l = s.lingerDeadline, now >= l {
+                    drop(id, mux: mux, reason: .timeout, abort: false)
+                    progress = true
+                }
+            }
+            if let ev = client.flush() {
+                tunnelEvent(ev, now: now)
+                return
+            }
+            if mux.tx.count != txBefore || client.outboundCount != outBefore { progress = true }
+            if !progress { break }
+            if rounds >= 16 {
+                moreWork = true
+                break
+            }
+        }
+    }
+
+    func tunnelEvent(_ ev: RelayClient.Event, now: Instant) {
+        switch ev {
+        case .up(let id):
+            Log.info("tunnel_up", "role=" + roleName + " id=" + id.text + " relay=" + client.settings.relay.text)
+            tunnelUp(id, now: now)
+        case .down(let reason, let wasUp):
+            for (_, s) in splices { s.closeLocal(abort: true) }
+            let lost = splices.count
+            splices.removeAll()
+            if wasUp {
+                Log.warn("tunnel_down", "role=" + roleName + " streams_lost=" + String(lost) + " reason=" + Log.quote(reason))
+            } else if downLog.allow(now: now) {
+                let sup = downLog.takeSuppressed()
+                Log.warn("relay_unreachable", "relay=" + client.settings.relay.text + " reason=" + Log.quote(reason)
+                         + (sup > 0 ? " suppressed=" + String(sup) : ""))
+            }
+        }
+    }
+
+    func muxEvent(_ ev: MuxEvent, mux: Mux, now: Instant) {
+        switch ev {
+        case .opened(let id, let open):
+            opened(id, open, mux: mux, now: now)
+        case .accepted(let id):
+            splices[id]?.dirty = true
+        case .refused(let id, let reason):
+            if let s = splices.removeValue(forKey: id) {
+                Log.info("stream_refused", "stream=" + String(id) + " local=" + Log.quote(s.label) + " reason=" + reason.text)
+                s.closeLocal()
+            }
+        case .reset(let id, let reason):
+            if let s = splices.removeValue(forKey: id) {
+                Log.info("stream_reset", "stream=" + String(id) + " local=" + Log.quote(s.label) + " reason=" + reason.text)
+                s.closeLocal(abort: true)
+            }
+        case .data(let id), .finished(let id), .credit(let id):
+            splices[id]?.dirty = true
+        case .pong(let rtt):
+            Log.debug("pong", "rtt_ms=" + String(rtt))
+        case .goaway(let reason, let ms):
+            client.noteGoaway(retryAfterMs: ms)
+            Log.info("relay_goaway", "reason=" + reason.text + " retry_after_ms=" + String(ms))
+        case .hello:
+            break
+        case .failed(let f):
+            tunnelEvent(client.close(reason: "protocol error: " + f.text, now: now), now: now)
+        }
+        if mux.peerGoingAway && splices.isEmpty && client.isUp {
+            tunnelEvent(client.close(reason: "relay is going away", now: now), now: now)
+        }
+    }
+
+    /// Resets a stream and forgets its splice.
+    func drop(_ id: UInt32, mux: Mux, reason: Reason, abort: Bool) {
+        mux.reset(id, reason)
+        if let s = splices.removeValue(forKey: id) { s.closeLocal(abort: abort) }
+    }
+}

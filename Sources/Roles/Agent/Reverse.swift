@@ -1,0 +1,170 @@
+import Crypto
+import E2E
+import Loop
+import Mux
+import Wire
+
+/// What can be reloaded with SIGHUP: allow list and operator authorization.
+public struct ReversePolicy {
+    public var allow: AllowList
+    public var authorization: Authorization
+
+    public init(allow: AllowList, authorization: Authorization) {
+        self.allow = allow
+        self.authorization = authorization
+    }
+}
+
+/// The reverse role (on the device): keeps its tunnel to the relay and serves
+/// streams: end-to-end session with the operator's forward, authorization of
+/// the forward's key, target checked against the allow list, nonblocking
+/// connect, bytes spliced with backpressure and half-close.
+public final class Reverse: AgentNode {
+    let server: E2EServer
+    var policy: ReversePolicy
+    let reloadPolicy: () -> Result<ReversePolicy, StartupError>
+    var myID: AgentID? = nil
+    var refusalLog = RateLimit()
+    override var roleName: String { "reverse" }
+
+    public init(settings: TunnelSettings, certificate: Certificate, policy: ReversePolicy,
+                reloadPolicy: @escaping () -> Result<ReversePolicy, StartupError>, rng: Rng, now: Instant) throws(CryptoError) {
+        self.policy = policy
+        self.reloadPolicy = reloadPolicy
+        server = try E2EServer(rng: rng, key: settings.identity, certificate: certificate, authorization: policy.authorization)
+        try super.init(settings: settings, rng: rng, window: Limits.reverseWindow, maxStreams: Limits.reverseMaxStreams, now: now)
+    }
+
+    override func tunnelUp(_ id: AgentID, now: Instant) { myID = id }
+
+    override func opened(_ id: UInt32, _ open: OpenPayload, mux: Mux, now: Instant) {
+        guard case .device(let d) = open.target, d == myID else {
+            mux.refuse(id, .protocolError)
+            return
+        }
+        let session: E2ESession
+        do throws(CryptoError) { session = try E2ESession(server: server, now: now) } catch {
+            mux.refuse(id, .noResources)
+            return
+        }
+        splices[id] = Splice(streamID: id, e2e: session, label: "caller " + open.caller.text)
+        mux.accept(id)
+    }
+
+    override func sessionEvent(_ s: Splice, _ ev: E2EEvent, mux: Mux, now: Instant) {
+        let who = "forward=" + (s.e2e.peerID?.text ?? "-")
+        switch ev {
+        case .targetRequested(let target):
+            s.target = target
+            s.label = target.text
+            startConnect(s, target, who: who, now: now)
+        case .established:
+            Log.info("stream_open", "stream=" + String(s.streamID) + " " + who + " target=" + (s.target?.text ?? "-")
+                     + (s.e2e.resumed ? " resumed=yes" : ""))
+        case .failed(let f):
+            switch f {
+            case .unauthorized(let id):
+                // The forward is told nothing; the reason stays in our log.
+                if refusalLog.allow(now: now) {
+                    Log.warn("stream_unauthorized", "stream=" + String(s.streamID) + " forward=" + (id?.text ?? "no_certificate"))
+                }
+                drop(s.streamID, mux: mux, reason: .unspecified, abort: true)
+            default:
+                Log.info("stream_failed", "stream=" + String(s.streamID) + " " + who + " error=" + E2ELog.text(f))
+                drop(s.streamID, mux: mux, reason: .closed, abort: true)
+            }
+        case .refused, .none:
+            break
+        }
+    }
+
+    func refuse(_ s: Splice, _ reason: Reason, detail: String, now: Instant) {
+        s.e2e.answer(reason)
+        s.abandoned = true
+        s.closeLocal()
+        s.connectDeadline = nil
+        s.lingerDeadline = now.adding(ms: Limits.targetConnectTimeoutMs)
+        if refusalLog.allow(now: now) {
+            let sup = refusalLog.takeSuppressed()
+            Log.warn("target_refused", "stream=" + String(s.streamID) + " target=" + (s.target?.text ?? "-") + " reason="
+                     + reason.text + " " + detail + (sup > 0 ? " suppressed=" + String(sup) : ""))
+        }
+    }
+
+    func startConnect(_ s: Splice, _ target: HostPort, who: String, now: Instant) {
+        guard let port = target.port else {
+            refuse(s, .protocolError, detail: who, now: now)
+            return
+        }
+        let addrs = SocketAddress.resolve(target.host, port: port)
+        guard let addr = addrs.first else {
+            refuse(s, .connectFailed, detail: who + " error=\"cannot resolve\"", now: now)
+            return
+        }
+        guard policy.allow.allows(target: target, address: addr) else {
+            refuse(s, .targetNotAllowed, detail: who + " address=" + addr.text + " allow=" + policy.allow.text, now: now)
+            return
+        }
+        do throws(SysError) {
+            s.fd = try Socket.connect(addr)
+            s.connectDeadline = now.adding(ms: Limits.targetConnectTimeoutMs)
+            s.connectReady = false
+        } catch {
+            refuse(s, .connectFailed, detail: who + " error=" + Log.quote(error.message), now: now)
+        }
+    }
+
+    override func prepare(_ s: Splice, mux: Mux, now: Instant) {
+        if let deadline = s.connectDeadline {
+            if s.connectReady {
+                s.connectReady = false
+                let err = Socket.connectError(s.fd)
+                s.connectDeadline = nil
+                if err == 0 {
+                    s.e2e.answer(nil)
+                } else {
+                    refuse(s, .connectFailed, detail: "error=" + Log.quote(SysError.describe(err)), now: now)
+                }
+            } else if now >= deadline {
+                refuse(s, .timeout, detail: "error=connect_timeout", now: now)
+            }
+        }
+        if s.abandoned && s.e2e.outbound.isEmpty && !s.finQueued {
+            mux.finish(s.streamID)
+            s.finQueued = true
+        }
+        if s.abandoned, let info = mux.info(s.streamID), info.finSent && info.finReceived {
+            mux.release(s.streamID)
+            splices.removeValue(forKey: s.streamID)
+        }
+    }
+
+    override func reload() {
+        switch reloadPolicy() {
+        case .success(let p):
+            policy = p
+            do throws(CryptoError) {
+                try server.reload(authorization: p.authorization)
+                Log.info("reloaded", "allow=" + p.allow.text)
+            } catch {
+                Log.error("reload_failed", "error=" + Log.quote(error.message))
+            }
+        case .failure(let e):
+            Log.error("reload_failed", "error=" + Log.quote(e.message) + " kept=previous")
+        }
+    }
+}
+
+/// Log names of end-to-end failures.
+enum E2ELog {
+    static func text(_ f: E2EFailure) -> String {
+        switch f {
+        case .handshake(let e): return "handshake_failed(mbedtls=-0x" + String(-Int(e), radix: 16) + ")"
+        case .deviceMismatch(let p): return "device_mismatch(presented=" + (p?.text ?? "none") + ")"
+        case .unauthorized: return "unauthorized"
+        case .protocolError: return "protocol_error"
+        case .timeout: return "timeout"
+        case .truncated: return "truncated"
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Crypto
+import Wire
+
+/// The hello exchange's cryptography, sans-IO (message layouts: Wire/Hello.swift).
+///
+/// Relay: `challenge` makes CHALLENGE; `verify` checks an AUTH against the
+/// nonce it sent and its own pin and returns a `VerifiedAuth`, which only
+/// `verify` can create: code that admits an agent must hold one.
+///
+/// Agent: `answer` checks CHALLENGE (relay key = the pinned key, relay signature)
+/// and makes the signed AUTH.
+public enum HelloAuth {
+    /// Why an AUTH was rejected (for the relay's log only: the agent is told nothing).
+    public enum Rejection: Error, Equatable {
+        case malformed
+        case unsupportedVersion(UInt8)
+        case badCertificate
+        case badSignature
+
+        public var text: String {
+            switch self {
+            case .malformed: return "auth_malformed"
+            case .unsupportedVersion: return "unsupported_version"
+            case .badCertificate: return "bad_certificate"
+            case .badSignature: return "bad_signature"
+            }
+        }
+    }
+
+    /// Why an agent gave up on a relay (for the agent's log and exit message).
+    public enum Refusal: Error, Equatable {
+        case malformed
+        case pinMismatch            // the relay's key is not the pinned one
+        case keyMismatch            // CHALLENGE key differs from the TLS peer's key
+        case badRelaySignature
+        case noCommonVersion(UInt8, UInt8)
+        case signingFailed
+
+        public var text: String {
+            switch self {
+            case .malformed: return "relay sent a malformed challenge"
+            case .pinMismatch: return "relay key does not match --relay-pin"
+            case .keyMismatch: return "relay's hello key differs from its TLS key"
+            case .badRelaySignature: return "relay's challenge signature is invalid"
+            case .noCommonVersion(let lo, let hi):
+                return "relay speaks protocol versions " + String(lo) + "-" + String(hi) + ", this agent "
+                    + String(WireProtocol.minVersion) + "-" + String(WireProtocol.version)
+            case .signingFailed: return "could not sign the hello"
+            }
+        }
+    }
+
+    // MARK: relay side
+
+    /// A fresh CHALLENGE payload and its nonce.
+    public static func challenge(relayKey: PrivateKey, rng: Rng) throws(CryptoError) -> (payload: [UInt8], nonce: [UInt8]) {
+        let nonce = rng.bytes(ChallengeMessage.nonceSize)
+        let sig = try relayKey.sign(ChallengeMessage.signedData(nonce: nonce), rng: rng)
+        let m = ChallengeMessage(versionMin: WireProtocol.minVersion, versionMax: WireProtocol.version, nonce: nonce,
+                                 relayKey: relayKey.publicKeyDER(), signature: sig)
+        return (m.encode(), nonce)
+    }
+
+    /// The bytes an agent signs in AUTH.
+    static func authSignedData(nonce: [UInt8], relayPinDigest: [UInt8], unsignedAuth: [UInt8]) -> [UInt8] {
+        HelloLabel.auth + nonce + relayPinDigest + Digest.sha256(unsignedAuth)
+    }
+
+    /// Checks an AUTH payload. `relayPinDigest` is SHA-256 of the relay's own key.
+    public static func verify(_ payload: [UInt8], nonce: [UInt8], relayPinDigest: [UInt8]) -> Result<VerifiedAuth, Rejection> {
+        let m: AuthMessage
+        do throws(WireError) {
+            m = try decodeBytes(payload) { (p) throws(WireError) in try AuthMessage.decode(p) }
+        } catch {
+            return .failure(.malformed)
+        }
+        guard m.version >= WireProtocol.minVersion && m.version <= WireProtocol.version else {
+            return .failure(.unsupportedVersion(m.version))
+        }
+        let chain: Certificate
+        let key: PublicKey
+        do throws(CryptoError) {
+            chain = try Certificate.parse(m.certificates[0])
+            for c in m.certificates.dropFirst() { try chain.add(c) }
+            key = try chain.leafPublicKey()
+        } catch {
+            return .failure(.badCertificate)
+        }
+        let signed = authSignedData(nonce: nonce, relayPinDigest: relayPinDigest, unsignedAuth: m.encodeUnsigned())
+        guard key.verify(signed, signature: m.signature) else { return .failure(.badSignature) }
+        return .success(VerifiedAuth(id: key.id, message: m, chain: chain))
+    }
+
+    // MARK: agent side
+
+    /// Checks CHALLENGE and returns the signed AUTH payload.
+    /// - Parameters:
+    ///   - pinDigest: SHA-256 of the relay key the agent was told to trust (--relay-pin), if any.
+    ///   - tlsPeerKey: the TLS peer's key (DER SPKI) when TLS ends at the relay itself; it must then be the
+    ///     key in CHALLENGE. nil behind a TLS-terminating proxy (the proxy's TLS was checked by --ca).
+    public static func answer(challenge payload: [UInt8], pinDigest: [UInt8]?, tlsPeerKey: [UInt8]?,
+                              identity: PrivateKey, certificates: [[UInt8]], role: AgentRole, token: [UInt8],
+                              hostnames: [String], rng: Rng) -> Result<[UInt8], Refusal> {
+        let c: ChallengeMessage
+        do throws(WireError) {
+            c = try decodeBytes(payload) { (p) throws(WireError) in try ChallengeMessage.decode(p) }
+        } catch {
+            return .failure(.malformed)
+        }
+        let relayDigest = Digest.sha256(c.relayKey)
+        if let pin = pinDigest, !Digest.constantTimeEqual(pin, relayDigest) { return .failure(.pinMismatch) }
+        if let k = tlsPeerKey, k != c.relayKey { return .failure(.keyMismatch) }
+        guard let relayKey = try? PublicKey.parse(spki: c.relayKey),
+              relayKey.verify(ChallengeMessage.signedData(nonce: c.nonce), signature: c.signature)
+        else { return .failure(.badRelaySignature) }
+        let version = min(c.versionMax, WireProtocol.version)
+        guard version >= c.versionMin && version >= WireProtocol.minVersion else {
+            return .failure(.noCommonVersion(c.versionMin, c.versionMax))
+        }
+        var m = AuthMessage(version: version, role: role, certificates: certificates, token: token, hostnames: hostnames)
+        let signed = authSignedData(nonce: c.nonce, relayPinDigest: relayDigest, unsignedAuth: m.encodeUnsigned())
+        guard let sig = try? identity.sign(signed, rng: rng) else { return .failure(.signingFailed) }
+        m.signature = sig
+        return .success(m.encode())
+    }
+}
+
+/// An AUTH whose signature was checked against the relay's fresh nonce and pin.
+/// Only `HelloAuth.verify` makes one.
+public struct VerifiedAuth {
+    public let id: AgentID
+    public let message: AuthMessage
+    public let chain: Certificate
+
+    fileprivate init(id: AgentID, message: AuthMessage, chain: Certificate) {
+        self.id = id
+        self.message = message
+        self.chain = chain
+    }
+}

@@ -1,0 +1,43 @@
+import Mux
+import Wire
+
+/// Every timeout and limit of the roles, with its default. docs/LIMITS.md lists
+/// them all; a test checks that list against this file.
+public enum Limits {
+    // Phases (milliseconds)
+    public static let tcpConnectTimeoutMs: Int64 = 10_000
+    public static let tlsHandshakeTimeoutMs: Int64 = 10_000
+    public static let helloTimeoutMs: Int64 = 10_000
+    public static let targetConnectTimeoutMs: Int64 = 10_000
+    /// Relay: an accepted connection must finish TLS and hello within this.
+    public static let relayHandshakeTimeoutMs: Int64 = 10_000
+    /// Relay: a forward's open waits this long for the device to answer.
+    public static let relayOpenTimeoutMs: Int64 = 15_000
+
+    // Heartbeat and reconnect (seconds, as on the command line)
+    public static let heartbeatSeconds = 15
+    public static let reconnectMaxSeconds = 30
+    /// First reconnect attempt: within this (jittered between half and all of it).
+    public static let reconnectFirstMs: Int64 = 1_000
+
+    // Relay capacity
+    public static let relayMaxPendingHandshakes = 256
+    public static let relayMaxTunnels = 4096
+    public static let relayMaxStreamsPerTunnel = MuxLimits.defaultMaxStreamsServer
+    public static let relayMaxStreams = 4096
+    /// Per stream and direction: fills a 100 ms path at 20 Mbit/s (250 KB) on one stream.
+    public static let relayWindow = 256 * 1024
+
+    // Forward (operator machine)
+    public static let forwardMaxStreams = 256
+    public static let forwardWindow = 256 * 1024
+
+    // Reverse (device): smaller windows trade single-stream speed on long paths for memory.
+    public static let reverseMaxStreams = MuxLimits.defaultMaxStreamsDevice
+    public static let reverseWindow = 64 * 1024
+
+    /// Plaintext staging per spliced TCP connection and direction.
+    public static let spliceBuffer = 16 * 1024
+    /// Largest line a relay reads from a registry or config file.
+    public static let maxListenBacklog: Int32 = 128
+}

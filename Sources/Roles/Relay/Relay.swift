@@ -1,0 +1,574 @@
+import Crypto
+import Loop
+import Mux
+import Wire
+
+/// The relay role: authenticates agents, keeps the registry, joins a forward's
+/// stream to the right device's tunnel. It moves stream bytes between fixed
+/// buffers and never has a key to read them (they are end-to-end encrypted).
+public final class Relay: LoopDriver {
+    enum TokenKind: UInt8 {
+        case listener = 1
+        case conn = 2
+    }
+
+    let config: RelayConfig
+    let rng: Rng
+    let key: PrivateKey
+    let certificate: Certificate
+    let pinDigest: [UInt8]
+    /// "sha256:<hex>" of the relay key: what agents pass as --relay-pin.
+    public let pin: String
+    let tlsConfig: TLSConfig
+    let registry: Registry
+    var enrollSecret: [UInt8]?
+    var clientCA: Certificate?
+    let pool: BufferPool
+    let muxLimits: MuxLimits
+    var listener: Int32 = -1
+    var listenerReady = false
+    var conns: [UInt64: RelayConn] = [:]
+    /// Connected devices (reverse role) by ID. A reconnect with the same key replaces the entry at once.
+    var online: [AgentID: RelayConn] = [:]
+    var nextSerial: UInt64 = 1
+    var pending = 0
+    var drainDeadline: Instant? = nil
+    var deniedLog = RateLimit()
+    var failLog = RateLimit()
+    public private(set) var finished = false
+    public private(set) var exitCode: Int32 = 0
+
+    // Counters (logs now, metrics later).
+    public private(set) var admitted: UInt64 = 0
+    public private(set) var denied: UInt64 = 0
+    public private(set) var refusedConnections: UInt64 = 0
+
+    public init(config: RelayConfig, rng: Rng) throws(StartupError) {
+        self.config = config
+        self.rng = rng
+        do throws(SysError) { try Files.makeDirectory(config.stateDir, mode: 0o700) } catch {
+            throw StartupError("--state " + config.stateDir + ": " + error.message)
+        }
+        (key, certificate) = try Relay.loadKeyAndCertificate(config, rng: rng)
+        let spki = key.publicKeyDER()
+        pinDigest = Digest.sha256(spki)
+        pin = Identity.pin(spki: spki)
+        do throws(CryptoError) {
+            tlsConfig = try TLSConfig(side: .server, rng: rng, certificate: certificate, key: key, peerCheck: .none)
+        } catch {
+            throw StartupError("TLS setup: " + error.message)
+        }
+        do throws(Registry.LoadError) {
+            registry = try Registry.load(config.stateDir + "/registry")
+        } catch {
+            throw StartupError(error.message)
+        }
+        if let f = config.enrollSecretFile { enrollSecret = try SecretFile.load(f) }
+        if let f = config.clientCAFile {
+            do throws(IdentityError) { clientCA = try IdentityFile.certificate(f) } catch {
+                throw StartupError("--client-ca " + error.message)
+            }
+        }
+        muxLimits = MuxLimits(maxStreams: Limits.relayMaxStreamsPerTunnel, heartbeatMs: config.heartbeatMs)
+        // Two buffers per joined stream (one per leg), so the pool holds twice the stream limit.
+        pool = BufferPool(bufferSize: Limits.relayWindow, limit: 2 * Limits.relayMaxStreams)
+        do throws(SysError) {
+            listener = try Socket.listen(config.listen, backlog: Limits.maxListenBacklog)
+        } catch {
+            throw StartupError("--listen " + config.listenText + ": " + error.message)
+        }
+    }
+
+    /// The relay's key and TLS certificate: --cert/--key if given, else a key and a
+    /// self-signed certificate in --state (created on first start).
+    static func loadKeyAndCertificate(_ config: RelayConfig, rng: Rng) throws(StartupError) -> (PrivateKey, Certificate) {
+        if let cf = config.certFile, let kf = config.keyFile {
+            let key: PrivateKey
+            let cert: Certificate
+            do throws(IdentityError) {
+                key = try IdentityFile.load(kf)
+                cert = try IdentityFile.certificate(cf)
+            } catch {
+                throw StartupError(error.message)
+            }
+            guard cert.leafPublicKeyDER == key.publicKeyDER() else {
+                throw StartupError("--cert " + cf + ": certificate is not for the key in --key " + kf)
+            }
+            return (key, cert)
+        }
+        if config.certFile != nil || config.keyFile != nil {
+            throw StartupError("--cert and --key go together")
+        }
+        let keyPath = config.stateDir + "/relay-key.pem"
+        let certPath = config.stateDir + "/relay-cert.pem"
+        let key: PrivateKey
+        do throws(IdentityError) {
+            let (k, created) = try IdentityFile.loadOrCreate(keyPath, rng: rng)
+            key = k
+            if created { Log.info("relay_key_created", "file=" + Log.quote(keyPath)) }
+        } catch {
+            throw StartupError("--state " + error.message)
+        }
+        if Files.exists(certPath), let c = try? IdentityFile.certificate(certPath), c.leafPublicKeyDER == key.publicKeyDER() {
+            return (key, c)
+        }
+        let cert: Certificate
+        do throws(CryptoError) {
+            cert = try CertificateWriter.selfSigned(key: key, rng: rng, commonName: "agent relay")
+        } catch {
+            throw StartupError("relay certificate: " + error.message)
+        }
+        do throws(SysError) {
+            try Files.writeAtomically(certPath, Certificate.pem(der: cert.leafDER), mode: 0o644)
+        } catch {
+            throw StartupError("--state " + certPath + ": " + error.message)
+        }
+        return (key, cert)
+    }
+
+    // MARK: - LoopDriver
+
+    public func collect(into set: inout PollSet, now: Instant) {
+        if listener >= 0 && drainDeadline == nil && pending < Limits.relayMaxPendingHandshakes
+            && conns.count < Limits.relayMaxTunnels {
+            set.add(fd: listener, interest: .read, token: Token.make(TokenKind.listener.rawValue, 0))
+        }
+        for (serial, c) in conns where !c.link.isClosed {
+            set.add(fd: c.link.fd, interest: c.link.interest, token: Token.make(TokenKind.conn.rawValue, serial))
+        }
+    }
+
+    public func ready(token: UInt64, events: PollEvents, now: Instant) {
+        switch TokenKind(rawValue: Token.kind(token)) {
+        case .listener:
+            listenerReady = true
+        case .conn:
+            guard let c = conns[Token.serial(token)] else { return }
+            if events.contains(.read) { c.link.receive() }
+            if events.contains(.write) { c.link.flush() }
+            c.dirty = true
+        case nil:
+            break
+        }
+    }
+
+    public func nextDeadline(now: Instant) -> Instant? {
+        for (_, c) in conns where c.dirty { return now }
+        var d: Instant? = drainDeadline
+        for (_, c) in conns {
+            for t in [c.deadline, c.phase == .ready ? c.mux.nextDeadline : nil] {
+                if let t = t, d == nil || t < d! { d = t }
+            }
+        }
+        return d
+    }
+
+    public func signal(_ kind: Signals.Kind, now: Instant) {
+        switch kind {
+        case .terminate:
+            if drainDeadline == nil { startDrain(now: now) } else { drainDeadline = now }
+        case .reload:
+            reload()
+        }
+    }
+
+    public func work(now: Instant) {
+        if listenerReady {
+            listenerReady = false
+            acceptAll(now: now)
+        }
+        // Drive connections until nothing changes (a join moving bytes marks its partner).
+        var rounds = 0
+        var again = true
+        while again && rounds < 16 {
+            again = false
+            rounds += 1
+            for (_, c) in conns {
+                let due = (c.deadline.map { now >= $0 } ?? false)
+                    || (c.phase == .ready && (c.mux.nextDeadline.map { now >= $0 } ?? false))
+                if c.dirty || due {
+                    c.dirty = false
+                    drive(c, now: now)
+                }
+            }
+            for (_, c) in conns where c.dirty { again = true }
+        }
+        for (serial, c) in conns where c.link.isClosed {
+            conns.removeValue(forKey: serial)
+        }
+        if let d = drainDeadline {
+            let streams = conns.values.reduce(0) { $0 + $1.joins.count }
+            if streams == 0 || now >= d {
+                for (_, c) in conns { close(c, reason: streams == 0 ? "relay stopping" : "drain timeout", now: now) }
+                conns.removeAll()
+                Socket.close(listener)
+                listener = -1
+                Log.info("relay_stopped", "streams_reset=" + String(streams))
+                finished = true
+            }
+        }
+    }
+
+    // MARK: - Connections
+
+    func acceptAll(now: Instant) {
+        var n = 0
+        while n < 64, let (fd, peer) = Socket.accept(listener) {
+            n += 1
+            if pending >= Limits.relayMaxPendingHandshakes || conns.count >= Limits.relayMaxTunnels || drainDeadline != nil {
+                refusedConnections += 1
+                Socket.close(fd)
+                continue
+            }
+            let tls: TLSSession
+            do throws(CryptoError) { tls = try TLSSession(config: tlsConfig) } catch {
+                Socket.close(fd)
+                continue
+            }
+            let serial = nextSerial
+            nextSerial += 1
+            let mux = Mux(side: .relay, limits: muxLimits, pool: pool, now: now)
+            let c = RelayConn(serial: serial, link: TLSLink(fd: fd, tls: tls), peer: peer, mux: mux, now: now)
+            conns[serial] = c
+            pending += 1
+            Log.debug("connection_accepted", "peer=" + peer.text)
+        }
+    }
+
+    func drive(_ c: RelayConn, now: Instant) {
+        switch c.phase {
+        case .tls:
+            switch c.link.tls.handshake() {
+            case .done:
+                c.phase = .hello
+                do throws(CryptoError) {
+                    let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng)
+                    c.nonce = nonce
+                    _ = c.mux.sendHello(.challenge, payload)
+                } catch {
+                    close(c, reason: "challenge: " + error.message, now: now)
+                    return
+                }
+                if !TunnelPipe.pushOutput(c.link, c.mux) { close(c, reason: "write failed", now: now); return }
+                drive(c, now: now)
+                return
+            case .failed(let e):
+                logFailure(c, "tls_failed", "mbedtls=-0x" + String(-Int(e), radix: 16), now: now)
+                close(c, reason: nil, now: now)
+                return
+            case .needIO:
+                c.link.flush()
+            }
+            if c.link.socketEOF || c.link.socketError != nil { close(c, reason: nil, now: now); return }
+            if let d = c.deadline, now >= d {
+                logFailure(c, "handshake_timeout", "phase=tls", now: now)
+                close(c, reason: nil, now: now)
+            }
+        case .hello:
+            if !TunnelPipe.pullInput(c.link.tls, c.mux) { close(c, reason: nil, now: now); return }
+            while c.phase == .hello, let ev = c.mux.poll(now: now) {
+                switch ev {
+                case .hello(.auth, let payload):
+                    handleAuth(c, payload, now: now)
+                case .failed(let f):
+                    logFailure(c, "hello_failed", "error=" + f.text, now: now)
+                    close(c, reason: nil, now: now)
+                    return
+                default:
+                    logFailure(c, "hello_failed", "error=unexpected_frame", now: now)
+                    close(c, reason: nil, now: now)
+                    return
+                }
+            }
+            if c.link.isClosed { return }
+            if !TunnelPipe.pushOutput(c.link, c.mux) { close(c, reason: nil, now: now); return }
+            if c.phase == .hello {
+                if c.link.socketEOF { close(c, reason: nil, now: now); return }
+                if let d = c.deadline, now >= d {
+                    logFailure(c, "handshake_timeout", "phase=hello", now: now)
+                    close(c, reason: nil, now: now)
+                }
+            } else if c.phase == .ready {
+                drive(c, now: now)
+            }
+        case .ready:
+            driveReady(c, now: now)
+        case .closing:
+            c.link.flush()
+            if c.link.isFlushed || (c.deadline.map { now >= $0 } ?? true) || c.link.socketError != nil {
+                close(c, reason: nil, now: now)
+            }
+        }
+    }
+
+    func driveReady(_ c: RelayConn, now: Instant) {
+        if !TunnelPipe.pullInput(c.link.tls, c.mux) {
+            close(c, reason: c.link.tls.peerClosed ? "closed by agent" : "tunnel read failed", now: now)
+            return
+        }
+        while let ev = c.mux.poll(now: now) {
+            handle(ev, on: c, now: now)
+            if c.link.isClosed { return }
+        }
+        for (_, j) in c.joins {
+            if j.move() {
+                j.fwd.dirty = true
+                j.dev.dirty = true
+            }
+            if j.finishedBothWays() {
+                j.fwd.mux.release(j.fwdStream)
+                j.dev.mux.release(j.devStream)
+                j.detach()
+                j.fwd.dirty = true
+                j.dev.dirty = true
+                Log.debug("stream_closed", "device=" + (j.dev.id?.text ?? "-") + " up=" + String(j.bytesUp)
+                          + " down=" + String(j.bytesDown))
+            }
+        }
+        if !TunnelPipe.pushOutput(c.link, c.mux) {
+            close(c, reason: "tunnel write failed", now: now)
+            return
+        }
+        if c.link.socketEOF && !c.link.tls.hasBufferedInput && c.mux.rx.isEmpty {
+            close(c, reason: "connection closed by agent", now: now)
+        }
+    }
+
+    func handle(_ ev: MuxEvent, on c: RelayConn, now: Instant) {
+        switch ev {
+        case .opened(let sid, let open):
+            handleOpen(c, sid, open, now: now)
+        case .accepted(let sid):
+            guard let j = c.joins[sid], j.dev === c else { return }
+            j.accepted = true
+            j.fwd.mux.accept(j.fwdStream)
+            j.fwd.dirty = true
+        case .refused(let sid, let reason):
+            guard let j = c.joins[sid], j.dev === c else { return }
+            j.fwd.mux.refuse(j.fwdStream, reason)
+            j.detach()
+            j.fwd.dirty = true
+            Log.info("stream_refused", "device=" + (c.id?.text ?? "-") + " reason=" + reason.text)
+        case .reset(let sid, let reason):
+            guard let j = c.joins[sid] else { return }
+            if j.fwd === c {
+                j.dev.mux.reset(j.devStream, reason)
+                j.dev.dirty = true
+            } else {
+                if j.accepted { j.fwd.mux.reset(j.fwdStream, reason) } else { j.fwd.mux.refuse(j.fwdStream, reason) }
+                j.fwd.dirty = true
+            }
+            j.detach()
+        case .data, .finished, .credit:
+            break  // bytes and FINs move in the join pass
+        case .pong(let rtt):
+            Log.debug("pong", c.label + " rtt_ms=" + String(rtt))
+        case .goaway:
+            break
+        case .hello:
+            break
+        case .failed(let f):
+            close(c, reason: "protocol error: " + f.text, now: now)
+        }
+    }
+
+    func handleOpen(_ c: RelayConn, _ sid: UInt32, _ open: OpenPayload, now: Instant) {
+        guard c.role == .forward else {
+            c.mux.refuse(sid, .notAuthorized)
+            return
+        }
+        guard drainDeadline == nil else {
+            c.mux.refuse(sid, .goingAway)
+            return
+        }
+        switch open.target {
+        case .device(let devID):
+            guard let d = online[devID], d.phase == .ready, !d.link.isClosed else {
+                c.mux.refuse(sid, .noSuchDevice)
+                Log.info("stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text + " reason=no_such_device")
+                return
+            }
+            guard let dsid = d.mux.open(.device(devID), origin: c.id?.bytes ?? [UInt8](repeating: 0, count: 20),
+                                        caller: open.caller, now: now) else {
+                c.mux.refuse(sid, .noResources)
+                Log.warn("stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text + " reason=no_resources")
+                return
+            }
+            let j = Join(fwd: c, fwdStream: sid, dev: d, devStream: dsid)
+            c.joins[sid] = j
+            d.joins[dsid] = j
+            d.dirty = true
+            Log.debug("stream_open", "from=" + (c.id?.text ?? "-") + " device=" + devID.text + " caller=" + open.caller.text)
+        case .hostname:
+            c.mux.refuse(sid, .unknownHostname)
+        }
+    }
+
+    // MARK: - Admission
+
+    func handleAuth(_ c: RelayConn, _ payload: [UInt8], now: Instant) {
+        switch HelloAuth.verify(payload, nonce: c.nonce, relayPinDigest: pinDigest) {
+        case .failure(let r):
+            deny(c, reason: r.text, now: now)
+        case .success(let v):
+            admit(c, v, now: now)
+        }
+    }
+
+    func admit(_ c: RelayConn, _ v: VerifiedAuth, now: Instant) {
+        if drainDeadline != nil { return deny(c, reason: "draining", now: now) }
+        let m = v.message
+        let claimed = m.hostnames.map { Registry.canonicalHostname($0) }
+        var entry = registry.entry(v.id)
+        var newlyEnrolled = false
+        var granted: [String] = entry?.hostnames ?? []
+        var via = entry?.via ?? ""
+        // A valid token also extends a known key's hostnames.
+        if !m.token.isEmpty {
+            if let secret = enrollSecret {
+                switch EnrollmentToken.verify(m.token, secret: secret, now: Clock.wallSeconds(), device: v.id) {
+                case .success(let t):
+                    for h in t.hostnames.map({ Registry.canonicalHostname($0) }) where !granted.contains(h) { granted.append(h) }
+                    if entry == nil { via = "token" }
+                case .failure(let f):
+                    if entry == nil { return deny(c, reason: f.text, now: now) }
+                }
+            } else if entry == nil {
+                return deny(c, reason: "token_without_enroll_secret", now: now)
+            }
+        }
+        if entry == nil && via.isEmpty {
+            if let ca = clientCA, v.chain.verify(trustedBy: ca) == 0 {
+                via = "ca"
+            } else if config.openEnrollment {
+                via = "open"
+                granted = claimed
+            } else {
+                return deny(c, reason: clientCA != nil ? "not_enrolled_or_bad_ca" : "not_enrolled", now: now)
+            }
+        }
+        for h in claimed where !granted.contains(h) {
+            return deny(c, reason: "hostname_not_granted", now: now)
+        }
+        for h in claimed {
+            if let owner = registry.owner(ofHostname: h), owner != v.id { return deny(c, reason: "hostname_taken", now: now) }
+        }
+        if entry == nil || entry!.hostnames != granted || entry!.role != m.role {
+            let e = Registry.Entry(id: v.id, role: m.role, enrolledAt: entry?.enrolledAt ?? Clock.wallSeconds(),
+                                   via: via, hostnames: granted)
+            do throws(SysError) { try registry.put(e) } catch {
+                Log.error("registry_write_failed", "error=" + Log.quote(error.message))
+                return deny(c, reason: "registry_write_failed", now: now)
+            }
+            newlyEnrolled = entry == nil
+            entry = e
+        }
+        c.id = v.id
+        c.role = m.role
+        c.hostnames = claimed
+        c.phase = .ready
+        c.deadline = nil
+        pending -= 1
+        admitted += 1
+        _ = c.mux.sendHello(.welcome, WelcomeMessage(id: v.id, newlyEnrolled: newlyEnrolled).encode())
+        c.mux.helloFinished(now: now)
+        if m.role == .reverse {
+            if let old = online[v.id], old !== c {
+                close(old, reason: "replaced by a new connection", now: now)
+            }
+            online[v.id] = c
+        }
+        Log.info("agent_admitted", c.label + " via=" + via + (newlyEnrolled ? " enrolled=yes" : "") + " peer=" + c.peer.text)
+    }
+
+    /// Tells the agent nothing but DENIED; the reason goes to our log only.
+    func deny(_ c: RelayConn, reason: String, now: Instant) {
+        denied += 1
+        if deniedLog.allow(now: now) {
+            let s = deniedLog.takeSuppressed()
+            Log.warn("agent_denied", "peer=" + c.peer.text + " reason=" + reason + (s > 0 ? " suppressed=" + String(s) : ""))
+        }
+        _ = c.mux.sendHello(.denied, [])
+        _ = TunnelPipe.pushOutput(c.link, c.mux)
+        c.link.tls.sendCloseNotify()
+        c.link.flush()
+        c.phase = .closing
+        c.deadline = now.adding(ms: 2_000)
+    }
+
+    func logFailure(_ c: RelayConn, _ what: StaticString, _ detail: String, now: Instant) {
+        if failLog.allow(now: now) {
+            let s = failLog.takeSuppressed()
+            Log.info(what, "peer=" + c.peer.text + " " + detail + (s > 0 ? " suppressed=" + String(s) : ""))
+        }
+    }
+
+    /// Closes a connection and resets every stream joined to it.
+    func close(_ c: RelayConn, reason: String?, now: Instant) {
+        if c.link.isClosed { return }
+        if c.isPending { pending -= 1 }
+        for (_, j) in c.joins {
+            if j.fwd === c {
+                j.dev.mux.reset(j.devStream, .closed)
+                j.dev.dirty = true
+            } else if j.accepted {
+                j.fwd.mux.reset(j.fwdStream, .closed)
+                j.fwd.dirty = true
+            } else {
+                j.fwd.mux.refuse(j.fwdStream, .noSuchDevice)
+                j.fwd.dirty = true
+            }
+            j.detach()
+        }
+        if let id = c.id, let o = online[id], o === c { online.removeValue(forKey: id) }
+        if c.phase == .ready {
+            c.link.tls.sendCloseNotify()
+            c.link.flush()
+            Log.info("tunnel_down", c.label + " reason=" + Log.quote(reason ?? "closed"))
+        }
+        c.link.close()
+        c.phase = .closing
+    }
+
+    // MARK: - Signals
+
+    func startDrain(now: Instant) {
+        drainDeadline = now.adding(ms: config.drainTimeoutMs)
+        if listener >= 0 {
+            Socket.close(listener)
+            listener = -1
+        }
+        for (_, c) in conns {
+            if c.phase == .ready {
+                c.mux.goaway(.goingAway, retryAfterMs: RelayConfig.goawayRetryAfterMs)
+                c.dirty = true
+            } else {
+                close(c, reason: nil, now: now)
+            }
+        }
+        Log.info("relay_draining", "tunnels=" + String(conns.count) + " timeout_ms=" + String(config.drainTimeoutMs))
+    }
+
+    func reload() {
+        if let f = config.enrollSecretFile {
+            do throws(StartupError) {
+                enrollSecret = try SecretFile.load(f)
+            } catch {
+                Log.error("reload_failed", "what=enroll_secret error=" + Log.quote(error.message))
+            }
+        }
+        if let f = config.clientCAFile {
+            do throws(IdentityError) {
+                clientCA = try IdentityFile.certificate(f)
+            } catch {
+                Log.error("reload_failed", "what=client_ca error=" + Log.quote(error.message))
+            }
+        }
+        Log.info("reloaded", "tunnels=" + String(conns.count))
+    }
+
+    public func start() {
+        Log.info("relay_started", "listen=" + config.listenText + " pin=" + pin + " state=" + Log.quote(config.stateDir)
+                 + " registered=" + String(registry.count))
+    }
+}

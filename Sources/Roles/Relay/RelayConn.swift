@@ -1,0 +1,112 @@
+import Crypto
+import Loop
+import Mux
+import Wire
+
+/// One agent's connection to the relay: TLS, the hello, then a multiplexed
+/// tunnel whose streams are joined to streams of other tunnels.
+final class RelayConn {
+    enum Phase {
+        case tls
+        case hello
+        case ready
+        /// Sending DENIED (or the last frames); closed once flushed or at the deadline.
+        case closing
+    }
+
+    let serial: UInt64
+    let link: TLSLink
+    let peer: SocketAddress
+    let mux: Mux
+    var phase: Phase = .tls
+    /// TLS + hello must finish by then; while closing, when to give up flushing.
+    var deadline: Instant?
+    var nonce: [UInt8] = []
+    var id: AgentID? = nil
+    var role: AgentRole? = nil
+    var hostnames: [String] = []
+    /// Streams of this tunnel joined to another tunnel, by this tunnel's stream id.
+    var joins: [UInt32: Join] = [:]
+    var dirty = true
+    var closeReason: String? = nil
+    let connectedAt: Instant
+
+    init(serial: UInt64, link: TLSLink, peer: SocketAddress, mux: Mux, now: Instant) {
+        self.serial = serial
+        self.link = link
+        self.peer = peer
+        self.mux = mux
+        self.connectedAt = now
+        self.deadline = now.adding(ms: Limits.relayHandshakeTimeoutMs)
+    }
+
+    var isPending: Bool { phase == .tls || phase == .hello }
+
+    /// "id=... role=..." or "peer=..." for logs.
+    var label: String {
+        if let id = id { return "id=" + id.text + " role=" + (role?.text ?? "-") }
+        return "peer=" + peer.text
+    }
+}
+
+/// A stream from a forward joined to a stream to a device. The relay owns one
+/// fixed receive buffer per leg (the muxes' pool buffers) and forwards credit
+/// as it frees room: hop-by-hop flow control, the bytes stay opaque.
+final class Join {
+    let fwd: RelayConn
+    let fwdStream: UInt32
+    let dev: RelayConn
+    let devStream: UInt32
+    var accepted = false
+    var fwdFinPassed = false
+    var devFinPassed = false
+    var bytesUp: UInt64 = 0     // forward -> device
+    var bytesDown: UInt64 = 0   // device -> forward
+
+    init(fwd: RelayConn, fwdStream: UInt32, dev: RelayConn, devStream: UInt32) {
+        self.fwd = fwd
+        self.fwdStream = fwdStream
+        self.dev = dev
+        self.devStream = devStream
+    }
+
+    func detach() {
+        fwd.joins.removeValue(forKey: fwdStream)
+        dev.joins.removeValue(forKey: devStream)
+    }
+
+    /// Moves what both legs can take. Returns true if anything moved.
+    func move() -> Bool {
+        guard accepted else { return false }
+        var moved = false
+        if pass(from: fwd, fwdStream, to: dev, devStream, finPassed: &fwdFinPassed, counter: &bytesUp) { moved = true }
+        if pass(from: dev, devStream, to: fwd, fwdStream, finPassed: &devFinPassed, counter: &bytesDown) { moved = true }
+        return moved
+    }
+
+    private func pass(from a: RelayConn, _ aID: UInt32, to b: RelayConn, _ bID: UInt32, finPassed: inout Bool,
+                      counter: inout UInt64) -> Bool {
+        guard let buf = a.mux.receiveBuffer(aID), b.mux.exists(bID) else { return false }
+        var moved = false
+        if !buf.isEmpty {
+            let n = b.mux.send(bID, buf.readable)
+            if n > 0 {
+                buf.consume(n)
+                counter += UInt64(n)
+                moved = true
+            }
+        }
+        if buf.isEmpty && !finPassed, let info = a.mux.info(aID), info.finReceived {
+            b.mux.finish(bID)
+            finPassed = true
+            moved = true
+        }
+        return moved
+    }
+
+    /// Both directions ended on both legs (FINs written): forget the streams.
+    func finishedBothWays() -> Bool {
+        guard fwdFinPassed && devFinPassed, let f = fwd.mux.info(fwdStream), let d = dev.mux.info(devStream) else { return false }
+        return f.finSent && f.finReceived && d.finSent && d.finReceived
+    }
+}

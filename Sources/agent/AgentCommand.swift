@@ -1,0 +1,197 @@
+import Crypto
+import E2E
+import Loop
+import Mux
+import Roles
+import Wire
+
+/// Reverse and forward: the options they share and their start.
+enum AgentCommand {
+    static let defaultIdentity = "./agent-identity.pem"
+
+    /// Identity key, certificate chain and tunnel settings from the options both agent roles take.
+    static func tunnelSettings(_ opts: ParsedOptions, role: AgentRole, heartbeatMs: Int64, rng: Rng,
+                               muxLimits: MuxLimits) throws(UsageError) -> (TunnelSettings, Certificate) {
+        guard let relayText = opts.value("relay") else { throw UsageError("--relay HOST:PORT is required") }
+        if relayText.hasPrefix("https://") || relayText.hasPrefix("http://") {
+            throw UsageError(opts.source("relay") + ": https:// relays are not supported by this build yet")
+        }
+        guard let hp = HostPort.parse(relayText), let port = hp.port else {
+            throw UsageError(opts.source("relay") + ": expected HOST:PORT, got '" + relayText + "'")
+        }
+        if opts.has("proxy") { throw UsageError(opts.source("proxy") + " is not supported by this build yet") }
+        var pin: [UInt8]? = nil
+        var ca: Certificate? = nil
+        switch (opts.value("relay-pin"), opts.value("ca")) {
+        case (nil, nil):
+            throw UsageError("--relay-pin PIN or --ca FILE is required (the relay prints its pin at start)")
+        case (.some, .some):
+            throw UsageError("--relay-pin and --ca exclude each other")
+        case (.some(let p), nil):
+            guard let digest = Identity.parsePin(p) else {
+                throw UsageError(opts.source("relay-pin") + ": expected sha256:<64 hex digits>, got '" + p + "'")
+            }
+            pin = digest
+        case (nil, .some(let f)):
+            do throws(IdentityError) { ca = try IdentityFile.certificate(f) } catch {
+                throw UsageError(opts.source("ca") + " " + error.message)
+            }
+        }
+        let identityPath = opts.value("identity") ?? defaultIdentity
+        let key: PrivateKey
+        do throws(IdentityError) {
+            let (k, created) = try IdentityFile.loadOrCreate(identityPath, rng: rng)
+            key = k
+            if created { Log.info("identity_created", "file=" + Log.quote(identityPath) + " id=" + k.id.text) }
+        } catch {
+            throw UsageError(opts.source("identity") + " " + error.message)
+        }
+        let cert: Certificate
+        var chain: [[UInt8]] = []
+        if let cf = opts.value("cert") {
+            do throws(IdentityError) { cert = try IdentityFile.certificate(cf) } catch {
+                throw UsageError(opts.source("cert") + " " + error.message)
+            }
+            guard cert.leafPublicKeyDER == key.publicKeyDER() else {
+                throw UsageError(opts.source("cert") + " " + cf + ": certificate is not for the key in " + identityPath)
+            }
+            chain = cert.chainDER
+            if chain.count > AuthMessage.maxCertificates {
+                throw UsageError(opts.source("cert") + " " + cf + ": more than " + String(AuthMessage.maxCertificates) + " certificates")
+            }
+        } else {
+            do throws(CryptoError) { cert = try CertificateWriter.selfSigned(key: key, rng: rng) } catch {
+                throw UsageError("certificate: " + error.message)
+            }
+            chain = [cert.leafDER]
+        }
+        let reconnectMax = try ArgumentParser.seconds(opts, "reconnect-max", default: Limits.reconnectMaxSeconds, max: 86400)
+        let settings = TunnelSettings(relay: RelayEndpoint(host: hp.host, port: port), pin: pin, ca: ca, role: role,
+                                      identity: key, certificates: chain, token: Array((opts.value("token") ?? "").utf8),
+                                      hostnames: [], heartbeatMs: heartbeatMs,
+                                      reconnectMaxMs: Int64(reconnectMax) * 1000, muxLimits: muxLimits)
+        return (settings, cert)
+    }
+
+    static func runReverse(_ opts: ParsedOptions, heartbeatMs: Int64, rng: Rng) throws(UsageError) -> Int32 {
+        for unsupported in ["hostname", "sni-target"] where opts.has(unsupported) {
+            throw UsageError(opts.source(unsupported) + " is not supported by this build yet")
+        }
+        let limits = MuxLimits(maxStreams: Limits.reverseMaxStreams, heartbeatMs: heartbeatMs)
+        let (settings, cert) = try tunnelSettings(opts, role: .reverse, heartbeatMs: heartbeatMs, rng: rng, muxLimits: limits)
+        let policy = try reversePolicy(opts)
+        if !policy.authorization.any && policy.authorization.keys == nil && policy.authorization.ca == nil {
+            Log.warn("no_operators_authorized", "hint=\"give --authorized-keys FILE, --authorized-ca FILE or --authorize-any\"")
+        }
+        let reverse: Reverse
+        do throws(CryptoError) {
+            reverse = try Reverse(settings: settings, certificate: cert, policy: policy, reloadPolicy: {
+                // SIGHUP: the same options, read again (files and --config).
+                var fresh = opts
+                if let cfg = opts.value("config") {
+                    fresh = ParsedOptions()
+                    for (k, v) in opts.values where opts.origin[k]?.hasPrefix("--") ?? false {
+                        fresh.values[k] = v
+                        fresh.origin[k] = opts.origin[k]
+                    }
+                    var all = RoleCommand.specs(for: "reverse")
+                    all.append(.value("config"))
+                    do throws(UsageError) { try ArgumentParser.applyConfigFile(cfg, specs: all, into: &fresh) } catch {
+                        return .failure(StartupError(error.message))
+                    }
+                }
+                do throws(UsageError) { return .success(try reversePolicy(fresh)) } catch {
+                    return .failure(StartupError(error.message))
+                }
+            }, rng: rng, now: EventLoop.now())
+        } catch {
+            Log.writeStderr("agent: TLS setup: " + error.message + "\n")
+            return ExitCode.failure
+        }
+        Log.info("agent_started", "role=reverse id=" + settings.identity.id.text + " relay=" + settings.relay.text
+                 + " allow=" + policy.allow.text)
+        return EventLoop.run(reverse)
+    }
+
+    static func reversePolicy(_ opts: ParsedOptions) throws(UsageError) -> ReversePolicy {
+        var rules: [HostPort] = []
+        for a in opts.all("allow") {
+            guard let r = HostPort.parse(a, allowWildcard: true) else {
+                throw UsageError(opts.source("allow") + ": expected HOST:PORT or HOST:*, got '" + a + "'")
+            }
+            rules.append(r)
+        }
+        var keys: AuthorizedKeys? = nil
+        if let f = opts.value("authorized-keys") {
+            let text: String
+            do throws(SysError) { text = try Files.readText(f) } catch {
+                throw UsageError(opts.source("authorized-keys") + " " + f + ": " + error.message)
+            }
+            switch AuthorizedKeys.parse(text) {
+            case .success(let k): keys = k
+            case .failure(let e): throw UsageError(opts.source("authorized-keys") + " " + f + ": " + e.message)
+            }
+        }
+        var ca: Certificate? = nil
+        if let f = opts.value("authorized-ca") {
+            do throws(IdentityError) { ca = try IdentityFile.certificate(f) } catch {
+                throw UsageError(opts.source("authorized-ca") + " " + error.message)
+            }
+        }
+        return ReversePolicy(allow: AllowList(rules: rules),
+                             authorization: Authorization(keys: keys, ca: ca, any: opts.has("authorize-any")))
+    }
+
+    static func runForward(_ opts: ParsedOptions, heartbeatMs: Int64, rng: Rng) throws(UsageError) -> Int32 {
+        var mappings: [ForwardMapping] = []
+        let single = ["listen", "device", "target"].filter { opts.has($0) }
+        if !single.isEmpty {
+            guard single.count == 3 else {
+                throw UsageError("--listen, --device and --target go together (or use --map)")
+            }
+            let (addr, text) = try RoleCommand.listenAddress(opts, "listen", default: nil)!
+            mappings.append(try mapping(addr, text, opts.value("device")!, opts.value("target")!, source: opts.source("device")))
+        }
+        for m in opts.all("map") {
+            // LISTEN_ADDR:PORT=DEVICE_ID/TARGET_HOST:PORT
+            guard let eq = m.firstIndex(of: "="), let slash = m[m.index(after: eq)...].firstIndex(of: "/") else {
+                throw UsageError(opts.source("map") + ": expected LISTEN_ADDR:PORT=DEVICE_ID/TARGET_HOST:PORT, got '" + m + "'")
+            }
+            let l = String(m[..<eq])
+            let d = String(m[m.index(after: eq)..<slash])
+            let t = String(m[m.index(after: slash)...])
+            var one = ParsedOptions()
+            one.values["listen"] = [l]
+            one.origin["listen"] = opts.source("map")
+            let (addr, text) = try RoleCommand.listenAddress(one, "listen", default: nil)!
+            mappings.append(try mapping(addr, text, d, t, source: opts.source("map")))
+        }
+        guard !mappings.isEmpty else {
+            throw UsageError("forward needs --listen ADDR:PORT --device ID --target HOST:PORT, or --map")
+        }
+        let limits = MuxLimits(maxStreams: Limits.forwardMaxStreams, heartbeatMs: heartbeatMs)
+        let (settings, cert) = try tunnelSettings(opts, role: .forward, heartbeatMs: heartbeatMs, rng: rng, muxLimits: limits)
+        let forward: Forward
+        do throws(StartupError) {
+            forward = try Forward(settings: settings, certificate: cert, mappings: mappings, rng: rng, now: EventLoop.now())
+        } catch {
+            throw UsageError(error.message)
+        }
+        for m in mappings {
+            Log.info("forward_listening", "listen=" + m.listenText + " device=" + m.device.text + " target=" + m.target.text)
+        }
+        Log.info("agent_started", "role=forward id=" + settings.identity.id.text + " relay=" + settings.relay.text)
+        return EventLoop.run(forward)
+    }
+
+    static func mapping(_ addr: SocketAddress, _ text: String, _ device: String, _ target: String,
+                        source: String) throws(UsageError) -> ForwardMapping {
+        guard let id = AgentID(text: device) else {
+            throw UsageError(source + ": '" + device + "' is not a device ID (32 base32 characters)")
+        }
+        guard let t = HostPort.parse(target), t.port != nil else {
+            throw UsageError(source + ": target '" + target + "' is not HOST:PORT")
+        }
+        return ForwardMapping(listen: addr, listenText: text, device: id, target: t)
+    }
+}
