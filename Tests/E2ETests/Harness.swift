@@ -78,8 +78,9 @@ final class Endpoint {
     var readFailed: Int32? = nil
     var writeChunk = 16384
     var buffer = [UInt8](repeating: 0, count: 16384)
-    /// Server: the answer to give to a target request.
+    /// Server: the answer to give to a target request (if `answers`).
     var answer: (HostPort) -> Reason? = { _ in nil }
+    var answers = true
 
     init(_ session: E2ESession, _ name: String, sendSeed: UInt8, receiveSeed: UInt8) {
         self.session = session
@@ -107,7 +108,7 @@ final class Endpoint {
             if e == .none { break }
             progress = true
             events.append(e)
-            if case .targetRequested(let t) = e { session.answer(answer(t)) }
+            if case .targetRequested(let t) = e, answers { session.answer(answer(t)) }
         }
         guard isEstablished else { return progress }
         // Write our pattern.
