@@ -140,6 +140,8 @@ public final class E2ESession {
     var state: State = .handshaking
     /// The terminal event (`refused`/`failed`) was returned by `advance`.
     var terminalReported = false
+    /// `.established` was returned by `advance`.
+    var establishedReported = false
     /// `closeWrite` was called: send close_notify once established.
     var closeRequested = false
     var transportDone = false
@@ -297,9 +299,8 @@ public final class E2ESession {
                 switch r {
                 case .bytes:
                     if status == TargetRequest.answerOK {
-                        state = .established(proof)
-                        sendDeferredClose()
-                        return .established
+                        state = .established(proof)  // reported below
+                        continue
                     }
                     let reason = Reason.from(status)
                     state = .refused(reason)
@@ -337,29 +338,16 @@ public final class E2ESession {
                 if let e = rejectEarlyData() { return e }
                 return waiting(now)
 
-            case .answering(let proof, let refusal, let statusWritten):
-                if !statusWritten {
-                    var status = TargetRequest.answerByte(refusal)
-                    let r = withUnsafeBytes(of: &status) { tls.write($0) }
-                    switch r {
-                    case .bytes: state = .answering(proof, refusal: refusal, statusWritten: true)
-                    case .needIO: return waiting(now)
-                    case .failed(let c): return fail(tlsFailure(c))
-                    }
-                    continue
-                }
-                guard let reason = refusal else {
-                    state = .established(proof)
+            case .answering:
+                writeAnswer()
+                if case .answering = state { return waiting(now) }
+
+            case .established:
+                if !establishedReported {
+                    establishedReported = true
                     sendDeferredClose()
                     return .established
                 }
-                if !tls.sendCloseNotify() { return waiting(now) }
-                if case .failed(let c) = tls.status { return fail(tlsFailure(c)) }
-                state = .refused(reason)
-                terminalReported = true
-                return .refused(reason)
-
-            case .established:
                 sendDeferredClose()
                 if case .failed(let c) = tls.status { return fail(tlsFailure(c)) }
                 if transportDone && !tls.peerClosed && !tls.hasBufferedInput { return fail(.truncated) }
@@ -369,14 +357,19 @@ public final class E2ESession {
     }
 
     /// Server only, after `.targetRequested`: nil = the target is connected, stream
-    /// bytes may flow; otherwise the refusal to send (then close_notify). Call
-    /// `advance` afterwards. Ignored if the session already ended (e.g. it timed out
-    /// while the role was connecting).
+    /// bytes may flow; otherwise the refusal to send (then close_notify). The answer
+    /// (and for a refusal the close_notify) goes into `outbound` at once when there is
+    /// room, else at the next `advance`; `advance` then reports `.established` or
+    /// `.refused`. Ignored if the session already ended (e.g. it timed out while the
+    /// role was connecting).
     public func answer(_ refusal: Reason?) {
         precondition(side == .server, "answer() is for the server side")
         switch state {
         case .requested(let proof):
             state = .answering(proof, refusal: refusal, statusWritten: false)
+            // Queue it now if `outbound` has room, so a role that waits for `outbound`
+            // to drain before ending the stream never ends it ahead of the answer.
+            writeAnswer()
         case .refused, .failed:
             return
         case .handshaking, .sendingRequest, .awaitingAnswer, .awaitingRequest, .answering, .established:
@@ -474,6 +467,35 @@ public final class E2ESession {
             }
         }
         return nil
+    }
+
+    /// Server, `.answering`: writes the status byte, then (refusal) close_notify, as
+    /// far as `outbound` has room; moves to `.established`, `.refused` or `.failed`
+    /// when done. Events are left for `advance` to report.
+    func writeAnswer() {
+        guard case .answering(let proof, let refusal, let statusWritten) = state else { return }
+        if !statusWritten {
+            var status = TargetRequest.answerByte(refusal)
+            let r = withUnsafeBytes(of: &status) { tls.write($0) }
+            switch r {
+            case .bytes: break
+            case .needIO: return
+            case .failed(let c):
+                enterFailure(tlsFailure(c))
+                return
+            }
+            state = .answering(proof, refusal: refusal, statusWritten: true)
+        }
+        guard let reason = refusal else {
+            state = .established(proof)
+            return
+        }
+        if !tls.sendCloseNotify() { return }
+        if case .failed(let c) = tls.status {
+            enterFailure(tlsFailure(c))
+            return
+        }
+        state = .refused(reason)
     }
 
     func accept(_ proof: PeerProof) {

@@ -40,6 +40,23 @@ import Wire
         #expect(p.server.session.phase == .failed(.timeout))
     }
 
+    /// `answer` queues the status (and a refusal's close_notify) at once: a role that
+    /// ends the stream when `outbound` is empty cannot end it ahead of the answer.
+    @Test(arguments: [nil, Reason.connectFailed])
+    func answerIsQueuedImmediately(refusal: Reason?) throws {
+        let setup = try Setup()
+        let p = try setup.pump()
+        p.server.answers = false
+        p.run()
+        #expect(p.server.session.outbound.isEmpty)
+        p.server.session.answer(refusal)
+        #expect(!p.server.session.outbound.isEmpty)
+        #expect(p.server.session.advance(now: p.now) == (refusal.map { E2EEvent.refused($0) } ?? .established))
+        #expect(p.server.session.advance(now: p.now) == .none)
+        p.run()
+        #expect(p.client.events == [refusal.map { E2EEvent.refused($0) } ?? .established])
+    }
+
     @Test func establishedSessionsHaveNoDeadline() throws {
         let setup = try Setup()
         let p = try setup.pump()
