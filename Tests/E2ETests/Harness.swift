@@ -224,6 +224,8 @@ final class Tamperer {
 final class RecordCounter {
     var pending: [UInt8] = []
     var count = 0
+    /// Largest record body seen.
+    var largest = 0
 
     func pass(_ bytes: [UInt8]) {
         pending += bytes
@@ -232,6 +234,7 @@ final class RecordCounter {
             guard pending.count >= 5 + len else { break }
             pending.removeFirst(5 + len)
             count += 1
+            largest = max(largest, len)
         }
     }
 }
