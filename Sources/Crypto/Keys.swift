@@ -35,6 +35,9 @@ public final class PrivateKey {
         wipe(&input)
         try check("parse key", rc)
         try k.requireP256()
+        // mbedTLS takes the public point stored in the file on trust: a corrupted
+        // file could carry the right ID and a private scalar that does not match it.
+        try check("key pair mismatch", mbedtls_pk_check_pair(k.pk, k.pk))
         return k
     }
 
@@ -110,8 +113,9 @@ public final class PublicKey {
         let k = PublicKey()
         let rc = spki.withUnsafeBufferPointer { mbedtls_pk_parse_public_key(k.pk, $0.baseAddress, $0.count) }
         try check("parse public key", rc)
-        guard mbedtls_pk_can_do(k.pk, MBEDTLS_PK_ECDSA) != 0 else {
-            throw CryptoError("public key type (need EC)", MBEDTLS_ERR_PK_KEY_INVALID_FORMAT)
+        guard mbedtls_pk_can_do(k.pk, MBEDTLS_PK_ECDSA) != 0,
+              mbedtls_pk_ec(k.pk.pointee).pointee.grp.id == MBEDTLS_ECP_DP_SECP256R1 else {
+            throw CryptoError("public key type (need EC P-256)", MBEDTLS_ERR_PK_KEY_INVALID_FORMAT)
         }
         return k
     }

@@ -222,6 +222,7 @@ public final class TLSSession {
     /// after draining).
     @discardableResult
     public func sendCloseNotify() -> Bool {
+        if status == .handshaking { return false }  // nothing can be sent yet
         guard status == .open, !sentClose else { return true }
         if outbound.freeSpace < TLSSession.maxRecordOverhead { return false }
         let rc = mbedtls_ssl_close_notify(ssl)

@@ -95,8 +95,10 @@ public enum Files {
             if i > 0 { prefix += "/" }
             prefix += String(part)
             if prefix.isEmpty || prefix == "." || prefix == ".." || isDirectory(prefix) { continue }
-            if prefix.withCString({ mkdir($0, mode_t(mode)) }) != 0 && shim_errno() != EEXIST {
-                throw SysError.last("mkdir")
+            if prefix.withCString({ mkdir($0, mode_t(mode)) }) != 0 {
+                let e = shim_errno()
+                if e != EEXIST { throw SysError("mkdir", e) }
+                if !isDirectory(prefix) { throw SysError("mkdir", ENOTDIR) }
             }
         }
     }

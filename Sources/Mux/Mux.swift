@@ -54,6 +54,8 @@ public final class Mux {
     var goawayPending: (Reason, UInt32)? = nil
     /// RESET frames that did not fit in `tx` yet (bounded by maxStreams).
     var resetsPending: [(UInt32, Reason)] = []
+    /// Our OPENs not yet written, oldest first: ids must reach the peer in increasing order.
+    var opensPending: [UInt32] = []
     public private(set) var goingAway = false
     public private(set) var peerGoingAway = false
 
@@ -270,7 +272,8 @@ public final class Mux {
         let s = MuxStream(id: id, phase: .opening, receive: buf, sendCredit: 0, recvCredit: buf.capacity, now: now)
         s.openPending = OpenPayload(target: target, window: UInt32(buf.capacity), origin: origin, caller: caller).encode()
         streams[id] = s
-        writeOpen(s)
+        opensPending.append(id)
+        writeOpens()
         return id
     }
 
@@ -321,12 +324,17 @@ public final class Mux {
         }
     }
 
-    /// How many payload bytes `send` would take now for this stream.
+    /// How many payload bytes `send` would take now for this stream (credit, and
+    /// room in `tx` for the frames with their headers).
     public func sendAllowance(_ id: UInt32) -> Int {
         guard let s = streams[id], s.phase == .open, !s.acceptPending, !s.finRequested, failure == nil else { return 0 }
-        let room = tx.freeSpace - MuxLimits.controlReserve - WireProtocol.headerSize
-        if room <= 0 { return 0 }
-        return min(s.sendCredit, room)
+        let room = tx.freeSpace - MuxLimits.controlReserve
+        if room <= WireProtocol.headerSize { return 0 }
+        let frame = WireProtocol.headerSize + WireProtocol.maxPayload
+        let full = room / frame
+        let rest = room - full * frame
+        let payload = full * WireProtocol.maxPayload + max(0, rest - WireProtocol.headerSize)
+        return min(s.sendCredit, payload)
     }
 
     /// Queues DATA frames with as much of `bytes` as credit and `tx` allow; returns
@@ -397,8 +405,8 @@ public final class Mux {
             FrameCodec.append(.reset, stream: id, payload: ControlPayload.reason(r), to: tx)
             resetsPending.removeFirst()
         }
+        writeOpens()
         for (_, s) in streams {
-            if s.openPending != nil { writeOpen(s) }
             if s.acceptPending { writeAccept(s) }
             if s.phase == .open && !s.finReceived && !s.acceptPending {
                 let grantable = s.receive.freeSpace - s.recvCredit
@@ -431,10 +439,18 @@ public final class Mux {
 
     func fits(_ payload: Int) -> Bool { tx.freeSpace >= WireProtocol.headerSize + payload }
 
-    func writeOpen(_ s: MuxStream) {
-        guard let p = s.openPending, fits(p.count) else { return }
-        FrameCodec.append(.open, stream: s.id, payload: p, to: tx)
-        s.openPending = nil
+    /// Writes pending OPENs in the order they were made, stopping at the first that does not fit.
+    func writeOpens() {
+        while let id = opensPending.first {
+            guard let s = streams[id], let p = s.openPending else {
+                opensPending.removeFirst()  // reset before it was sent
+                continue
+            }
+            guard fits(p.count) else { return }
+            FrameCodec.append(.open, stream: s.id, payload: p, to: tx)
+            s.openPending = nil
+            opensPending.removeFirst()
+        }
     }
 
     func writeAccept(_ s: MuxStream) {

@@ -52,9 +52,11 @@ public enum Base32 {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Decodes case-insensitively; nil on a character outside the alphabet or on
-    /// non-zero trailing bits.
+    /// Decodes case-insensitively; nil on a character outside the alphabet, on a
+    /// length no encoder produces (1, 3 or 6 mod 8), or on non-zero trailing bits.
     public static func decode(_ text: [UInt8]) -> [UInt8]? {
+        let rest = text.count % 8
+        if rest == 1 || rest == 3 || rest == 6 { return nil }
         var out: [UInt8] = []
         var acc: UInt32 = 0
         var bits = 0

@@ -178,12 +178,36 @@ public struct PeerAddress: Equatable {
             return String(ip[0]) + "." + String(ip[1]) + "." + String(ip[2]) + "." + String(ip[3]) + ":" + String(port)
         }
         if ip.count == 16 {
-            var s = "["
+            // RFC 5952: the longest run of two or more zero groups becomes "::".
+            var groups: [UInt16] = []
             var i = 0
             while i < 16 {
-                if i > 0 { s += ":" }
-                s += String(UInt16(ip[i]) << 8 | UInt16(ip[i + 1]), radix: 16)
+                groups.append(UInt16(ip[i]) << 8 | UInt16(ip[i + 1]))
                 i += 2
+            }
+            var bestStart = -1, bestLen = 0, runStart = -1
+            for g in 0...8 {
+                if g < 8 && groups[g] == 0 {
+                    if runStart < 0 { runStart = g }
+                } else if runStart >= 0 {
+                    if g - runStart > bestLen && g - runStart >= 2 {
+                        bestStart = runStart
+                        bestLen = g - runStart
+                    }
+                    runStart = -1
+                }
+            }
+            var s = "["
+            var g = 0
+            while g < 8 {
+                if g == bestStart {
+                    s += "::"
+                    g += bestLen
+                    continue
+                }
+                if g > 0 && !s.hasSuffix(":") { s += ":" }
+                s += String(groups[g], radix: 16)
+                g += 1
             }
             return s + "]:" + String(port)
         }

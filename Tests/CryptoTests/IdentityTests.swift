@@ -339,9 +339,7 @@ import Wire
         #expect(Array(der[5..<7]) == [0x04, 0x20])  // OCTET STRING of 32 bytes: the scalar
         der[7] ^= 0x01
         let rng = try Rng()
-        withKnownIssue("PrivateKey.parse does not check that the stored public key matches the private scalar") {
-            #expect(throws: CryptoError.self) { try PrivateKey.parse(der) }
-        }
+        #expect(throws: CryptoError.self) { try PrivateKey.parse(der) }
         // What goes wrong when it is accepted: the ID is the original key's, but the
         // key's own public half does not verify its signatures.
         if let key = try? PrivateKey.parse(der) {

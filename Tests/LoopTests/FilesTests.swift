@@ -223,9 +223,7 @@ import Testing
         let dir = try TempDir()
         let path = dir.file("state")
         try Files.writeAtomically(path, Self.text("x"), mode: 0o600)
-        withKnownIssue("makeDirectory treats EEXIST as success even when the path is not a directory") {
-            #expect(throws: SysError.self) { try Files.makeDirectory(path) }
-        }
+        #expect(throws: SysError.self) { try Files.makeDirectory(path) }
         #expect(!Files.isDirectory(path))
     }
 
