@@ -41,27 +41,33 @@ public enum Log {
     @inline(__always)
     public static func enabled(_ l: LogLevel) -> Bool { l <= level }
 
+    // The level check is inlined at each call site, so a disabled line costs no
+    // formatting; the writer is one shared function (an autoclosure passed into
+    // a shared emitter would be specialized, i.e. copied, at every call site).
+    @inline(__always)
     public static func error(_ event: StaticString, _ fields: @autoclosure () -> String = "") {
-        emit(.error, event, fields)
+        if LogLevel.error <= level { emit(.error, event, fields()) }
     }
+    @inline(__always)
     public static func warn(_ event: StaticString, _ fields: @autoclosure () -> String = "") {
-        emit(.warn, event, fields)
+        if LogLevel.warn <= level { emit(.warn, event, fields()) }
     }
+    @inline(__always)
     public static func info(_ event: StaticString, _ fields: @autoclosure () -> String = "") {
-        emit(.info, event, fields)
+        if LogLevel.info <= level { emit(.info, event, fields()) }
     }
+    @inline(__always)
     public static func debug(_ event: StaticString, _ fields: @autoclosure () -> String = "") {
-        emit(.debug, event, fields)
+        if LogLevel.debug <= level { emit(.debug, event, fields()) }
     }
 
-    static func emit(_ l: LogLevel, _ event: StaticString, _ fields: () -> String) {
-        guard l <= level else { return }
+    @inline(never)
+    public static func emit(_ l: LogLevel, _ event: StaticString, _ f: String) {
         var line = timestamp(Clock.wallMs())
         line += " "
         line += l.name
         line += " "
         line += event.description
-        let f = fields()
         if !f.isEmpty {
             line += " "
             line += f

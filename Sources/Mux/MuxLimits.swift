@@ -17,7 +17,7 @@ public struct MuxLimits {
     public static let defaultHeartbeatMs: Int64 = 15_000
     public static let defaultOpenTimeoutMs: Int64 = 15_000
     public static let defaultMaxStreamsServer = 1024
-    public static let defaultMaxStreamsDevice = 64
+    public static let defaultMaxStreamsDevice = 128
     /// Room kept free in `tx` for control frames when data is queued.
     public static let controlReserve = 1024
 
