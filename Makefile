@@ -17,6 +17,7 @@ deps:
 	@bash cross/deps.sh
 
 include cross/release.mk
+include cross/chachapoly/chachapoly.mk
 
 host: deps
 	swift build
@@ -35,6 +36,7 @@ sizes: $(RELEASE_BINS)
 test: deps
 	$(MAKE) unit
 	$(MAKE) release
+	$(MAKE) test-chachapoly
 	$(MAKE) test-release
 	$(MAKE) sizes
 

@@ -39,6 +39,10 @@
 #define MBEDTLS_GCM_C
 #define MBEDTLS_CHACHA20_C
 #define MBEDTLS_POLY1305_C
+/* Our SIMD ChaCha20 and Poly1305 instead of mbedTLS's portable code
+ * (cross/chachapoly/README.md). */
+#define MBEDTLS_CHACHA20_ALT
+#define MBEDTLS_POLY1305_ALT
 #define MBEDTLS_CHACHAPOLY_C
 #define MBEDTLS_CIPHER_C
 #define MBEDTLS_MD_C

@@ -43,6 +43,14 @@ armv7_RUN          := qemu-arm-static
 RELEASE_ARCHES := x86_64 aarch64 armv7
 RELEASE_BINS   := $(addprefix build/agent-,$(RELEASE_ARCHES))
 
+# Our ChaCha20/Poly1305 (cross/chachapoly/README.md) replaces mbedTLS's through
+# MBEDTLS_CHACHA20_ALT/POLY1305_ALT in cross/config.h: its alt headers must be
+# on every include path that reads mbedTLS headers, its objects in every link.
+CHACHA_DIR  := cross/chachapoly
+CHACHA_SRCS := $(wildcard $(CHACHA_DIR)/*.c)
+CHACHA_HDRS := $(wildcard $(CHACHA_DIR)/*.h)
+CHACHA_INC  := -I$(CURDIR)/$(CHACHA_DIR)
+
 SWIFT_SOURCES  = $(shell find Sources -name '*.swift' | sort)
 CSHIMS_SOURCES = $(wildcard Sources/CShims/*.c Sources/CShims/include/*.h Sources/CShims/include/*.modulemap)
 
@@ -69,19 +77,19 @@ $$($(1)_MBED)/lib/libmbedtls.a: $(MBED_SRC)/include/mbedtls/version.h cross/conf
 	cp -r $(MBED_SRC)/library $(MBED_SRC)/include $(MBED_SRC)/3rdparty $$($(1)_MBED)/
 	cp cross/config.h $$($(1)_MBED)/include/mbedtls/config.h
 	$$(MAKE) -s -C $$($(1)_MBED)/library CC="$$($(1)_CCX)" AR=$$(patsubst %gcc,%ar,$$($(1)_CC)) \
-	  CFLAGS="-Os -ffunction-sections -fdata-sections -I../include" \
+	  CFLAGS="-Os -ffunction-sections -fdata-sections -I../include $(CHACHA_INC)" \
 	  libmbedcrypto.a libmbedx509.a libmbedtls.a >/dev/null
 	mv $$($(1)_MBED)/library/libmbed*.a $$($(1)_MBED)/lib/
 
 $$($(1)_B)/cshims.o: $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/libmbedtls.a
 	mkdir -p $$($(1)_B)
-	$$($(1)_CCX) -Os -ffunction-sections -fdata-sections -I $$($(1)_MBED)/include -I Sources/CShims/include \
+	$$($(1)_CCX) -Os -ffunction-sections -fdata-sections -I $$($(1)_MBED)/include -I Sources/CShims/include $(CHACHA_INC) \
 	  -c Sources/CShims/shims.c -o $$@
 
 $(1)_SWIFTFLAGS = -enable-experimental-feature Embedded -wmo -Osize -target $$($(1)_SWIFT_TRIPLE) \
 	  -Xfrontend -function-sections \
 	  -Xcc -nostdinc -Xcc -isystem -Xcc $$($(1)_GCCINC) -Xcc -isystem -Xcc $$($(1)_MUSLINC) \
-	  -Xcc -I -Xcc $$($(1)_MBED)/include $$(addprefix -Xcc ,$$($(1)_FLAGS)) \
+	  -Xcc -I -Xcc $$($(1)_MBED)/include -Xcc $(CHACHA_INC) $$(addprefix -Xcc ,$$($(1)_FLAGS)) \
 	  -I Sources/CShims/include -I $$($(1)_B) -module-cache-path $$($(1)_B)/module-cache \
 	  -parse-as-library -swift-version 5
 
@@ -97,7 +105,7 @@ $$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/li
 build/agent-$(1): $$($(1)_B)/swift.stamp $$($(1)_B)/cshims.o
 	mkdir -p build
 	$$($(1)_CCX) -static -fuse-ld=lld -B$(SWIFT_TC)/bin -Wl,--no-dynamic-linker -Wl,--gc-sections \
-	  $$(addprefix $$($(1)_B)/,$$(addsuffix .o,$(SWIFT_MODULES))) $$($(1)_B)/cshims.o \
+	  $$(addprefix $$($(1)_B)/,$$(addsuffix .o,$(SWIFT_MODULES))) $$($(1)_B)/cshims.o $$($(1)_CHACHA_OBJS) \
 	  $$($(1)_MBED)/lib/libmbedtls.a $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a \
 	  $(SWIFT_TC)/lib/swift/embedded/$$($(1)_SWIFT_TRIPLE)/libswiftUnicodeDataTables.a -lm \
 	  -o $$@.unstripped
@@ -111,3 +119,16 @@ build/agent-$(1): $$($(1)_B)/swift.stamp $$($(1)_B)/cshims.o
 endef
 
 $(foreach a,$(RELEASE_ARCHES),$(eval $(call release_rules,$(a))))
+
+# $(call chacha_rules,ARCH): our ChaCha20/Poly1305 objects for this target,
+# compiled like cshims.o (at -O2: this is the hot path of every record).
+define chacha_rules
+$(1)_CHACHA_OBJS := $$(patsubst $(CHACHA_DIR)/%.c,$$($(1)_B)/chacha-%.o,$(CHACHA_SRCS))
+$$($(1)_B)/chacha-%.o: $(CHACHA_DIR)/%.c $(CHACHA_HDRS) $$($(1)_MBED)/lib/libmbedtls.a
+	mkdir -p $$(@D)
+	$$($(1)_CCX) -O2 -ffunction-sections -fdata-sections -I $$($(1)_MBED)/include $(CHACHA_INC) -c $$< -o $$@
+$$($(1)_MBED)/lib/libmbedtls.a: $(CHACHA_HDRS)
+build/agent-$(1): $$($(1)_CHACHA_OBJS)
+endef
+
+$(foreach a,$(RELEASE_ARCHES),$(eval $(call chacha_rules,$(a))))
