@@ -19,8 +19,8 @@ public enum Identity {
 
     /// Parses "sha256:<64 hex>" (hex in either case) into the 32 digest bytes.
     public static func parsePin(_ text: String) -> [UInt8]? {
-        guard text.hasPrefix("sha256:") else { return nil }
-        let hex = String(text.dropFirst(7))
+        guard text.utf8.starts(with: "sha256:".utf8) else { return nil }
+        let hex = String(decoding: text.utf8.dropFirst(7), as: UTF8.self)
         guard hex.utf8.count == 64, let bytes = Hex.decode(hex) else { return nil }
         return bytes
     }

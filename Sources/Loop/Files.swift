@@ -91,10 +91,10 @@ public enum Files {
     public static func makeDirectory(_ path: String, mode: Int = 0o700) throws(SysError) {
         if isDirectory(path) { return }
         var prefix = ""
-        for (i, part) in path.split(separator: "/", omittingEmptySubsequences: false).enumerated() {
+        for (i, part) in splitPath(path).enumerated() {
             if i > 0 { prefix += "/" }
-            prefix += String(part)
-            if prefix.isEmpty || prefix == "." || prefix == ".." || isDirectory(prefix) { continue }
+            prefix += part
+            if prefix.utf8.isEmpty || isDots(prefix) || isDirectory(prefix) { continue }
             if prefix.withCString({ mkdir($0, mode_t(mode)) }) != 0 {
                 let e = shim_errno()
                 if e != EEXIST { throw SysError("mkdir", e) }
@@ -109,9 +109,31 @@ public enum Files {
 
     /// The directory part of a path ("." for a bare name).
     public static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        if slash == path.startIndex { return "/" }
-        return String(path[path.startIndex..<slash])
+        let b = Array(path.utf8)
+        guard let slash = b.lastIndex(of: UInt8(ascii: "/")) else { return "." }
+        if slash == 0 { return "/" }
+        return String(decoding: b[0..<slash], as: UTF8.self)
+    }
+
+    static func splitPath(_ path: String) -> [String] {
+        var out: [String] = []
+        var cur: [UInt8] = []
+        for b in path.utf8 {
+            if b == UInt8(ascii: "/") {
+                out.append(String(decoding: cur, as: UTF8.self))
+                cur.removeAll()
+            } else {
+                cur.append(b)
+            }
+        }
+        out.append(String(decoding: cur, as: UTF8.self))
+        return out
+    }
+
+    /// "." or "..", compared as bytes.
+    static func isDots(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        return (b.count == 1 && b[0] == 0x2e) || (b.count == 2 && b[0] == 0x2e && b[1] == 0x2e)
     }
 
     static func syncDirectory(of path: String) {

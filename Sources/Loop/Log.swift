@@ -16,13 +16,8 @@ public enum LogLevel: Int, Comparable {
     }
 
     public static func parse(_ s: String) -> LogLevel? {
-        switch s {
-        case "error": return .error
-        case "warn": return .warn
-        case "info": return .info
-        case "debug": return .debug
-        default: return nil
-        }
+        for l in [LogLevel.error, .warn, .info, .debug] where s.utf8.elementsEqual(l.name.utf8) { return l }
+        return nil
     }
 }
 
@@ -101,35 +96,34 @@ public enum Log {
         }
     }
 
-    /// Wraps a value in double quotes if it has spaces, quotes or control characters.
+    /// Wraps a value in double quotes if it has spaces, quotes, '=' or control
+    /// characters; escapes quotes and backslashes, and non-printable bytes as \xNN.
     public static func quote(_ s: String) -> String {
-        var needs = s.isEmpty
+        var needs = s.utf8.isEmpty
         for b in s.utf8 where b <= 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "=") || b >= 0x7f {
             needs = true
             break
         }
         if !needs { return s }
-        var out = "\""
+        var out: [UInt8] = [UInt8(ascii: "\"")]
         for b in s.utf8 {
             if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") {
-                out += "\\"
-                out.append(Character(Unicode.Scalar(b)))
-            } else if b < 0x20 || b == 0x7f {
-                out += "\\x" + hex2(b)
-            } else if b >= 0x80 {
-                out += "\\x" + hex2(b)
+                out.append(UInt8(ascii: "\\"))
+                out.append(b)
+            } else if b < 0x20 || b >= 0x7f {
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "x"))
+                out.append(hexDigit(b >> 4))
+                out.append(hexDigit(b & 15))
             } else {
-                out.append(Character(Unicode.Scalar(b)))
+                out.append(b)
             }
         }
-        out += "\""
-        return out
+        out.append(UInt8(ascii: "\""))
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func hex2(_ b: UInt8) -> String {
-        let d: [Character] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"]
-        return String(d[Int(b >> 4)]) + String(d[Int(b & 15)])
-    }
+    static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x61 + v - 10 }
 
     /// ISO 8601 UTC with milliseconds: 2026-11-22T05:20:00.123Z
     public static func timestamp(_ ms: Int64) -> String {
@@ -145,7 +139,7 @@ public enum Log {
 
     static func pad(_ v: Int, _ width: Int) -> String {
         var s = String(v)
-        while s.count < width { s = "0" + s }
+        while s.utf8.count < width { s = "0" + s }
         return s
     }
 }

@@ -205,7 +205,7 @@ public struct PeerAddress: Equatable {
                     g += bestLen
                     continue
                 }
-                if g > 0 && !s.hasSuffix(":") { s += ":" }
+                if g > 0 && s.utf8.last != UInt8(ascii: ":") { s += ":" }
                 s += String(groups[g], radix: 16)
                 g += 1
             }

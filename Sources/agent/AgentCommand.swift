@@ -13,7 +13,7 @@ enum AgentCommand {
     static func tunnelSettings(_ opts: ParsedOptions, role: AgentRole, heartbeatMs: Int64, rng: Rng,
                                muxLimits: MuxLimits) throws(UsageError) -> (TunnelSettings, Certificate) {
         guard let relayText = opts.value("relay") else { throw UsageError("--relay HOST:PORT is required") }
-        if relayText.hasPrefix("https://") || relayText.hasPrefix("http://") {
+        if Text.hasPrefix(relayText, "https://") || Text.hasPrefix(relayText, "http://") {
             throw UsageError(opts.source("relay") + ": https:// relays are not supported by this build yet")
         }
         guard let hp = HostPort.parse(relayText), let port = hp.port else {
@@ -90,9 +90,8 @@ enum AgentCommand {
                 var fresh = opts
                 if let cfg = opts.value("config") {
                     fresh = ParsedOptions()
-                    for (k, v) in opts.values where opts.origin[k]?.hasPrefix("--") ?? false {
-                        fresh.values[k] = v
-                        fresh.origin[k] = opts.origin[k]
+                    for e in opts.entries where Text.hasPrefix(e.origin, "--") {
+                        fresh.set(e.name, e.values, origin: e.origin)
                     }
                     var all = RoleCommand.specs(for: "reverse")
                     all.append(.value("config"))
@@ -154,15 +153,16 @@ enum AgentCommand {
         }
         for m in opts.all("map") {
             // LISTEN_ADDR:PORT=DEVICE_ID/TARGET_HOST:PORT
-            guard let eq = m.firstIndex(of: "="), let slash = m[m.index(after: eq)...].firstIndex(of: "/") else {
+            guard let eq = Text.firstIndex(m, UInt8(ascii: "=")),
+                  let slashAfter = Text.firstIndex(Text.dropFirst(m, eq + 1), UInt8(ascii: "/")) else {
                 throw UsageError(opts.source("map") + ": expected LISTEN_ADDR:PORT=DEVICE_ID/TARGET_HOST:PORT, got '" + m + "'")
             }
-            let l = String(m[..<eq])
-            let d = String(m[m.index(after: eq)..<slash])
-            let t = String(m[m.index(after: slash)...])
+            let slash = eq + 1 + slashAfter
+            let l = Text.slice(m, 0, eq)
+            let d = Text.slice(m, eq + 1, slash)
+            let t = Text.dropFirst(m, slash + 1)
             var one = ParsedOptions()
-            one.values["listen"] = [l]
-            one.origin["listen"] = opts.source("map")
+            one.set("listen", [l], origin: opts.source("map"))
             let (addr, text) = try RoleCommand.listenAddress(one, "listen", default: nil)!
             mappings.append(try mapping(addr, text, d, t, source: opts.source("map")))
         }

@@ -1,4 +1,5 @@
 import Loop
+import Wire
 
 /// A usage or configuration error: exit status 2 with one line naming the flag or file.
 struct UsageError: Error {
@@ -15,22 +16,56 @@ struct OptionSpec {
     static func value(_ name: String) -> OptionSpec { OptionSpec(name: name, takesValue: true, repeatable: false) }
     static func list(_ name: String) -> OptionSpec { OptionSpec(name: name, takesValue: true, repeatable: true) }
     static func flag(_ name: String) -> OptionSpec { OptionSpec(name: name, takesValue: false, repeatable: false) }
+
+    static func find(_ specs: [OptionSpec], _ name: String) -> OptionSpec? {
+        for s in specs where Text.equal(s.name, name) { return s }
+        return nil
+    }
 }
 
 /// Options as parsed from the command line and, under them, a `--config` file.
+/// (A short list searched by name: a handful of entries, and no String hashing.)
 struct ParsedOptions {
-    /// Values by option name; flags have one empty-string value.
-    var values: [String: [String]] = [:]
-    /// Where each value came from (for error messages): "--name" or "FILE:line".
-    var origin: [String: String] = [:]
+    struct Entry {
+        let name: String
+        /// Flags have one empty-string value.
+        var values: [String]
+        /// Where the value came from, for error messages: "--name" or "FILE:line (name)".
+        var origin: String
+    }
+
+    var entries: [Entry] = []
     var positional: [String] = []
 
-    func value(_ name: String) -> String? { values[name]?.last }
-    func all(_ name: String) -> [String] { values[name] ?? [] }
-    func has(_ name: String) -> Bool { values[name] != nil }
+    func entry(_ name: String) -> Entry? {
+        for e in entries where Text.equal(e.name, name) { return e }
+        return nil
+    }
+
+    func value(_ name: String) -> String? { entry(name)?.values.last }
+    func all(_ name: String) -> [String] { entry(name)?.values ?? [] }
+    func has(_ name: String) -> Bool { entry(name) != nil }
+    var names: [String] { entries.map { $0.name } }
 
     /// "--listen" or "agent.conf:3 (listen)", to name the source of a bad value.
-    func source(_ name: String) -> String { origin[name] ?? ("--" + name) }
+    func source(_ name: String) -> String { entry(name)?.origin ?? ("--" + name) }
+
+    mutating func append(_ name: String, _ value: String, origin: String) {
+        for i in 0..<entries.count where Text.equal(entries[i].name, name) {
+            entries[i].values.append(value)
+            return
+        }
+        entries.append(Entry(name: name, values: [value], origin: origin))
+    }
+
+    mutating func set(_ name: String, _ values: [String], origin: String) {
+        for i in 0..<entries.count where Text.equal(entries[i].name, name) {
+            entries[i].values = values
+            entries[i].origin = origin
+            return
+        }
+        entries.append(Entry(name: name, values: values, origin: origin))
+    }
 }
 
 enum ArgumentParser {
@@ -42,20 +77,20 @@ enum ArgumentParser {
         while i < args.count {
             let a = args[i]
             i += 1
-            guard a.hasPrefix("--") else {
+            guard Text.hasPrefix(a, "--") else {
                 if out.positional.count < allowPositional {
                     out.positional.append(a)
                     continue
                 }
                 throw UsageError("unexpected argument '" + a + "'")
             }
-            var name = String(a.dropFirst(2))
+            var name = Text.dropFirst(a, 2)
             var inline: String? = nil
-            if let eq = name.firstIndex(of: "=") {
-                inline = String(name[name.index(after: eq)...])
-                name = String(name[..<eq])
+            if let eq = Text.firstIndex(name, UInt8(ascii: "=")) {
+                inline = Text.dropFirst(name, eq + 1)
+                name = Text.slice(name, 0, eq)
             }
-            guard let spec = specs.first(where: { $0.name == name }) else {
+            guard let spec = OptionSpec.find(specs, name) else {
                 throw UsageError("unknown option --" + name + " (see agent --help)")
             }
             var v = ""
@@ -63,7 +98,7 @@ enum ArgumentParser {
                 if let iv = inline {
                     v = iv
                 } else {
-                    guard i < args.count, !(args[i].hasPrefix("--") && args[i].count > 2) else {
+                    guard i < args.count, !(Text.hasPrefix(args[i], "--") && Text.length(args[i]) > 2) else {
                         throw UsageError("--" + name + " needs a value")
                     }
                     v = args[i]
@@ -72,11 +107,10 @@ enum ArgumentParser {
             } else if inline != nil {
                 throw UsageError("--" + name + " takes no value")
             }
-            if !spec.repeatable && out.values[name] != nil {
+            if !spec.repeatable && out.has(name) {
                 throw UsageError("--" + name + " given more than once")
             }
-            out.values[name, default: []].append(v)
-            out.origin[name] = "--" + name
+            out.append(name, v, origin: "--" + name)
         }
         return out
     }
@@ -90,45 +124,38 @@ enum ArgumentParser {
         } catch {
             throw UsageError("--config " + path + ": " + error.message)
         }
-        var fromFile: [String: [String]] = [:]
+        var fromFile = ParsedOptions()
         var lineNo = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for raw in Text.split(text, UInt8(ascii: "\n")) {
             lineNo += 1
-            let line = trim(String(raw))
-            if line.isEmpty || line.hasPrefix("#") { continue }
+            let line = Text.trim(raw)
+            if line.utf8.isEmpty || Text.hasPrefix(line, "#") { continue }
             let where_ = path + ":" + String(lineNo)
-            guard let eq = line.firstIndex(of: "=") else {
+            guard let eq = Text.firstIndex(line, UInt8(ascii: "=")) else {
                 throw UsageError(where_ + ": expected 'name = value'")
             }
-            let name = trim(String(line[..<eq]))
-            let value = trim(String(line[line.index(after: eq)...]))
-            guard let spec = specs.first(where: { $0.name == name }), name != "config" else {
+            let name = Text.trim(Text.slice(line, 0, eq))
+            let value = Text.trim(Text.dropFirst(line, eq + 1))
+            guard let spec = OptionSpec.find(specs, name), !Text.equal(name, "config") else {
                 throw UsageError(where_ + ": unknown option '" + name + "'")
             }
             if !spec.takesValue {
-                guard value == "true" || value == "false" || value.isEmpty else {
+                let t = Text.equal(value, "true"), f = Text.equal(value, "false")
+                guard t || f || value.utf8.isEmpty else {
                     throw UsageError(where_ + ": " + name + " is a flag: use true or false")
                 }
-                if value == "false" { continue }
-            } else if value.isEmpty {
+                if f { continue }
+            } else if value.utf8.isEmpty {
                 throw UsageError(where_ + ": " + name + " needs a value")
             }
-            if !spec.repeatable && fromFile[name] != nil {
+            if !spec.repeatable && fromFile.has(name) {
                 throw UsageError(where_ + ": " + name + " given more than once")
             }
-            fromFile[name, default: []].append(spec.takesValue ? value : "")
-            if options.values[name] == nil { options.origin[name] = where_ + " (" + name + ")" }
+            fromFile.append(name, spec.takesValue ? value : "", origin: where_ + " (" + name + ")")
         }
-        for (name, vals) in fromFile where options.values[name] == nil {
-            options.values[name] = vals
+        for e in fromFile.entries where !options.has(e.name) {
+            options.set(e.name, e.values, origin: e.origin)
         }
-    }
-
-    static func trim(_ s: String) -> String {
-        var u = Array(s.utf8)
-        while let f = u.first, f == 0x20 || f == 0x09 || f == 0x0d { u.removeFirst() }
-        while let l = u.last, l == 0x20 || l == 0x09 || l == 0x0d { u.removeLast() }
-        return String(decoding: u, as: UTF8.self)
     }
 
     /// Parses a whole number of seconds in 1...max.

@@ -22,28 +22,26 @@ enum RoleCommand {
     static let forwardOnly: [OptionSpec] = [.value("listen"), .value("device"), .value("target"), .list("map")]
 
     static func specs(for role: String) -> [OptionSpec] {
-        switch role {
-        case "relay": return common + relayOnly
-        case "reverse": return common + agentCommon + reverseOnly
-        case "forward": return common + agentCommon + forwardOnly
-        default: return common
-        }
+        if Text.equal(role, "relay") { return common + relayOnly }
+        if Text.equal(role, "reverse") { return common + agentCommon + reverseOnly }
+        if Text.equal(role, "forward") { return common + agentCommon + forwardOnly }
+        return common
     }
 
     static func run(_ args: [String]) throws(UsageError) -> Int32 {
         // Every option any role knows, so that --config can name the role too.
         var all = common
-        for s in agentCommon + relayOnly + reverseOnly + forwardOnly where !all.contains(where: { $0.name == s.name }) {
+        for s in agentCommon + relayOnly + reverseOnly + forwardOnly where OptionSpec.find(all, s.name) == nil {
             all.append(s)
         }
         var opts = try ArgumentParser.parse(args, specs: all)
         if let cfg = opts.value("config") { try ArgumentParser.applyConfigFile(cfg, specs: all, into: &opts) }
         guard let role = opts.value("role") else { throw UsageError("--role is required (relay, reverse or forward)") }
-        guard role == "relay" || role == "reverse" || role == "forward" else {
+        guard Text.equal(role, "relay") || Text.equal(role, "reverse") || Text.equal(role, "forward") else {
             throw UsageError(opts.source("role") + ": unknown role '" + role + "' (relay, reverse or forward)")
         }
         let allowed = specs(for: role)
-        for name in opts.values.keys.sorted() where !allowed.contains(where: { $0.name == name }) {
+        for name in opts.names where OptionSpec.find(allowed, name) == nil {
             throw UsageError(opts.source(name) + " is not an option of --role " + role)
         }
         if let l = opts.value("log-level") {
@@ -62,14 +60,11 @@ enum RoleCommand {
             Log.writeStderr("agent: random generator: " + error.message + "\n")
             return ExitCode.failure
         }
-        switch role {
-        case "relay":
-            return try runRelay(opts, heartbeatMs: Int64(heartbeat) * 1000, rng: rng)
-        case "reverse":
+        if Text.equal(role, "relay") { return try runRelay(opts, heartbeatMs: Int64(heartbeat) * 1000, rng: rng) }
+        if Text.equal(role, "reverse") {
             return try AgentCommand.runReverse(opts, heartbeatMs: Int64(heartbeat) * 1000, rng: rng)
-        default:
-            return try AgentCommand.runForward(opts, heartbeatMs: Int64(heartbeat) * 1000, rng: rng)
         }
+        return try AgentCommand.runForward(opts, heartbeatMs: Int64(heartbeat) * 1000, rng: rng)
     }
 
     /// Parses ADDR:PORT for a socket we listen on (numeric addresses, or "localhost").
@@ -78,7 +73,7 @@ enum RoleCommand {
         guard let hp = HostPort.parse(text), let port = hp.port else {
             throw UsageError(opts.source(name) + ": expected ADDR:PORT, got '" + text + "'")
         }
-        let host = hp.host == "localhost" ? "127.0.0.1" : hp.host
+        let host = Text.equal(hp.host, "localhost") ? "127.0.0.1" : hp.host
         guard let a = SocketAddress.numeric(host, port: port) else {
             throw UsageError(opts.source(name) + ": '" + hp.host + "' is not a numeric IPv4 or IPv6 address")
         }

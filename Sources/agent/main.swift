@@ -1,5 +1,6 @@
 import CShims
 import Loop
+import Wire
 
 /// Process entry. Embedded Swift has no CommandLine, so take argv from C's main.
 /// (SwiftPM's host build links executables through a symbol named after the
@@ -41,28 +42,23 @@ enum Main {
         }
         let rest = Array(args.dropFirst())
         do throws(UsageError) {
-            if first.hasPrefix("--role") || args.contains(where: { $0 == "--role" || $0.hasPrefix("--role=") })
-                || (first == "--config") {
+            if args.contains(where: { Text.equal($0, "--role") || Text.hasPrefix($0, "--role=") })
+                || Text.equal(first, "--config") {
                 return try RoleCommand.run(args)
             }
-            switch first {
-            case "--help", "-h", "help":
+            if Text.equal(first, "--help") || Text.equal(first, "-h") || Text.equal(first, "help") {
                 Log.writeStdout(Usage.text + "\n")
                 return ExitCode.ok
-            case "--version":
+            }
+            if Text.equal(first, "--version") {
                 Log.writeStdout("agent " + Usage.version + " (mbedTLS " + String(cString: shim_mbedtls_version()) + ")\n")
                 return ExitCode.ok
-            case "keygen":
-                return try Commands.keygen(rest)
-            case "id":
-                return try Commands.id(rest)
-            case "selftest":
-                return try SelfTest.run(rest)
-            case "token":
-                return try Commands.token(rest)
-            default:
-                throw UsageError("unknown command '" + first + "' (see agent --help)")
             }
+            if Text.equal(first, "keygen") { return try Commands.keygen(rest) }
+            if Text.equal(first, "id") { return try Commands.id(rest) }
+            if Text.equal(first, "selftest") { return try SelfTest.run(rest) }
+            if Text.equal(first, "token") { return try Commands.token(rest) }
+            throw UsageError("unknown command '" + first + "' (see agent --help)")
         } catch {
             Log.writeStderr("agent: " + error.message + "\n")
             return ExitCode.usage

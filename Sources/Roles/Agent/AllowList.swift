@@ -15,7 +15,7 @@ public struct AllowList {
     public var isDefault: Bool { rules.isEmpty }
 
     /// "loopback:*" or the rules as given.
-    public var text: String { rules.isEmpty ? "loopback:*" : rules.map { $0.text }.joined(separator: ",") }
+    public var text: String { rules.isEmpty ? "loopback:*" : Text.join(rules.map { $0.text }, ",") }
 
     /// Whether connecting to `address` for the requested `target` is allowed.
     public func allows(target: HostPort, address: SocketAddress) -> Bool {
@@ -23,7 +23,7 @@ public struct AllowList {
         let host = Registry.canonicalHostname(target.host)
         for r in rules {
             if let p = r.port, p != target.port { continue }
-            if Registry.canonicalHostname(r.host) == host { return true }
+            if Text.equal(Registry.canonicalHostname(r.host), host) { return true }
             if let ra = SocketAddress.numeric(r.host, port: address.port), ra.ipBytes == address.ipBytes { return true }
         }
         return false

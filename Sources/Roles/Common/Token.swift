@@ -75,9 +75,9 @@ public struct EnrollmentToken: Equatable {
     public static func verify(_ text: [UInt8], secret: [UInt8], now: Int64, device: AgentID) -> Result<EnrollmentToken, Failure> {
         guard text.count <= maxLength else { return .failure(.malformed) }
         let s = String(decoding: text, as: UTF8.self)
-        guard s.hasPrefix(prefix) else { return .failure(.malformed) }
-        let parts = s.dropFirst(prefix.count).split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 2, let p = Base64URL.decode(String(parts[0])), let mac = Base64URL.decode(String(parts[1])),
+        guard Text.hasPrefix(s, prefix) else { return .failure(.malformed) }
+        let parts = Text.split(Text.dropFirst(s, Text.length(prefix)), UInt8(ascii: "."))
+        guard parts.count == 2, let p = Base64URL.decode(parts[0]), let mac = Base64URL.decode(parts[1]),
               mac.count == 32
         else { return .failure(.malformed) }
         let expect = Digest.hmacSHA256(key: secret, data: label + p)

@@ -13,7 +13,7 @@ import Wire
 ///     # agent relay registry v1
 ///     <id> <role: reverse|forward|-> <enrolled: Unix seconds> <via: open|token|ca> <hostnames: a,b or ->
 public final class Registry {
-    public struct Entry: Equatable {
+    public struct Entry {
         public var id: AgentID
         public var role: AgentRole?
         public var enrolledAt: Int64
@@ -36,6 +36,8 @@ public final class Registry {
     public static let header = "# agent relay registry v1"
     public let path: String
     public private(set) var entries: [AgentID: Entry] = [:]
+    /// Enrollment order (the file's order).
+    var order: [AgentID] = []
 
     init(path: String) { self.path = path }
 
@@ -51,30 +53,33 @@ public final class Registry {
             throw LoadError(message: path + ": " + error.message)
         }
         var lineNo = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in Text.split(text, UInt8(ascii: "\n")) {
             lineNo += 1
-            let line = String(raw)
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            let f = line.split(separator: " ", omittingEmptySubsequences: false).map { String($0) }
+            if line.utf8.isEmpty || Text.hasPrefix(line, "#") { continue }
+            let f = Text.split(line, UInt8(ascii: " "))
             guard f.count == 5, let id = AgentID(text: f[0]), let at = Int64(f[2]),
-                  f[3] == "open" || f[3] == "token" || f[3] == "ca"
+                  Text.equal(f[3], "open") || Text.equal(f[3], "token") || Text.equal(f[3], "ca")
             else { throw LoadError(message: path + ":" + String(lineNo) + ": not a registry entry") }
             let role: AgentRole?
-            switch f[1] {
-            case "reverse": role = .reverse
-            case "forward": role = .forward
-            case "-": role = nil
-            default: throw LoadError(message: path + ":" + String(lineNo) + ": bad role '" + f[1] + "'")
+            if Text.equal(f[1], "reverse") {
+                role = .reverse
+            } else if Text.equal(f[1], "forward") {
+                role = .forward
+            } else if Text.equal(f[1], "-") {
+                role = nil
+            } else {
+                throw LoadError(message: path + ":" + String(lineNo) + ": bad role '" + f[1] + "'")
             }
             var hosts: [String] = []
-            if f[4] != "-" {
-                for h in f[4].split(separator: ",") {
+            if !Text.equal(f[4], "-") {
+                for h in Text.split(f[4], UInt8(ascii: ","), omittingEmpty: true) {
                     guard OpenPayload.isHostnameBytes(Array(h.utf8)) else {
                         throw LoadError(message: path + ":" + String(lineNo) + ": bad hostname")
                     }
-                    hosts.append(Registry.canonicalHostname(String(h)))
+                    hosts.append(Registry.canonicalHostname(h))
                 }
             }
+            if r.entries[id] == nil { r.order.append(id) }
             r.entries[id] = Entry(id: id, role: role, enrolledAt: at, via: f[3], hostnames: hosts)
         }
         return r
@@ -85,7 +90,7 @@ public final class Registry {
     /// The agent that holds `hostname` (case-insensitive), if any.
     public func owner(ofHostname hostname: String) -> AgentID? {
         let h = Registry.canonicalHostname(hostname)
-        for (id, e) in entries where e.hostnames.contains(h) { return id }
+        for id in order where Text.contains(entries[id]?.hostnames ?? [], h) { return id }
         return nil
     }
 
@@ -93,28 +98,27 @@ public final class Registry {
     public func put(_ e: Entry) throws(SysError) {
         let old = entries[e.id]
         entries[e.id] = e
+        if old == nil { order.append(e.id) }
         do throws(SysError) {
             try save()
         } catch {
             entries[e.id] = old
+            if old == nil { order.removeLast() }
             throw error
         }
     }
 
     func save() throws(SysError) {
         var text = Registry.header + "\n"
-        for e in entries.values.sorted(by: { $0.enrolledAt < $1.enrolledAt || ($0.enrolledAt == $1.enrolledAt && $0.id.text < $1.id.text) }) {
+        for id in order {
+            guard let e = entries[id] else { continue }
             text += e.id.text + " " + (e.role?.text ?? "-") + " " + String(e.enrolledAt) + " " + e.via + " "
-            text += e.hostnames.isEmpty ? "-" : e.hostnames.joined(separator: ",")
+            text += e.hostnames.isEmpty ? "-" : Text.join(e.hostnames, ",")
             text += "\n"
         }
         try Files.writeAtomically(path, Array(text.utf8), mode: 0o600)
     }
 
     /// Lowercase ASCII: hostnames match case-insensitively.
-    public static func canonicalHostname(_ h: String) -> String {
-        var b = Array(h.utf8)
-        for i in 0..<b.count where b[i] >= 0x41 && b[i] <= 0x5a { b[i] += 0x20 }
-        return String(decoding: b, as: UTF8.self)
-    }
+    public static func canonicalHostname(_ h: String) -> String { Text.lowercasedASCII(h) }
 }

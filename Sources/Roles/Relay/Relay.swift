@@ -428,7 +428,9 @@ public final class Relay: LoopDriver {
             if let secret = enrollSecret {
                 switch EnrollmentToken.verify(m.token, secret: secret, now: Clock.wallSeconds(), device: v.id) {
                 case .success(let t):
-                    for h in t.hostnames.map({ Registry.canonicalHostname($0) }) where !granted.contains(h) { granted.append(h) }
+                    for h in t.hostnames.map({ Registry.canonicalHostname($0) }) where !Text.contains(granted, h) {
+                        granted.append(h)
+                    }
                     if entry == nil { via = "token" }
                 case .failure(let f):
                     if entry == nil { return deny(c, reason: f.text, now: now) }
@@ -447,13 +449,13 @@ public final class Relay: LoopDriver {
                 return deny(c, reason: clientCA != nil ? "not_enrolled_or_bad_ca" : "not_enrolled", now: now)
             }
         }
-        for h in claimed where !granted.contains(h) {
+        for h in claimed where !Text.contains(granted, h) {
             return deny(c, reason: "hostname_not_granted", now: now)
         }
         for h in claimed {
             if let owner = registry.owner(ofHostname: h), owner != v.id { return deny(c, reason: "hostname_taken", now: now) }
         }
-        if entry == nil || entry!.hostnames != granted || entry!.role != m.role {
+        if entry == nil || !Text.equal(entry!.hostnames, granted) || entry!.role != m.role {
             let e = Registry.Entry(id: v.id, role: m.role, enrolledAt: entry?.enrolledAt ?? Clock.wallSeconds(),
                                    via: via, hostnames: granted)
             do throws(SysError) { try registry.put(e) } catch {
