@@ -11,3 +11,11 @@ public enum Clock {
     /// Wall-clock seconds since the Unix epoch.
     public static func wallSeconds() -> Int64 { Int64(shim_wall_ms()) / 1000 }
 }
+
+/// Environment variables (read at start only).
+public enum Environment {
+    public static func get(_ name: String) -> String? {
+        guard let p = name.withCString({ getenv($0) }) else { return nil }
+        return String(cString: p)
+    }
+}

@@ -207,15 +207,19 @@ class Net:
     def keygen(self, name):
         return self.run("keygen", "--identity", self.path(name)).stdout.strip()
 
-    def start(self, name, *args):
-        p = Proc(name, [AGENT] + list(args), self.dir)
+    def start(self, name, *args, env=None):
+        e = None
+        if env:
+            e = dict(os.environ)
+            e.update(env)
+        p = Proc(name, [AGENT] + list(args), self.dir, env=e)
         self.procs.append(p)
         return p
 
-    def relay(self, *extra, name="relay", port=None, state="relay-state"):
+    def relay(self, *extra, name="relay", port=None, state="relay-state", env=None):
         self.relay_port = port or self.relay_port or free_port()
         p = self.start(name, "--role", "relay", "--listen", "%s:%d" % (HOST, self.relay_port),
-                       "--state", self.path(state), *extra)
+                       "--state", self.path(state), *extra, env=env)
         p.wait_log(r"relay_started")
         deadline = time.time() + 5
         while time.time() < deadline:

@@ -181,8 +181,18 @@ public class AgentNode: LoopDriver {
             }
         case .reset(let id, let reason):
             if let s = splices.removeValue(forKey: id) {
-                Log.info("stream_reset", "stream=" + String(id) + " local=" + Log.quote(s.label) + " reason=" + reason.text)
-                s.closeLocal(abort: true)
+                if s.established {
+                    // Mid-stream: a reset, so the local end does not take a cut stream for a clean end.
+                    Log.info("stream_reset", "stream=" + String(id) + " local=" + Log.quote(s.label) + " reason=" + reason.text)
+                    s.closeLocal(abort: true)
+                } else {
+                    // During setup: the device refused without telling why (authorization
+                    // failures say nothing to the peer), or the relay gave up. A clean close.
+                    Log.warn("stream_refused", "stream=" + String(id) + " local=" + Log.quote(s.label) + " reason="
+                             + (reason == .unspecified ? "refused_by_device" : reason.text)
+                             + " hint=\"is this operator's ID in the device's --authorized-keys?\"")
+                    s.closeLocal()
+                }
             }
         case .data(let id), .finished(let id), .credit(let id):
             splices[id]?.dirty = true

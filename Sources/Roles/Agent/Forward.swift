@@ -118,7 +118,7 @@ public final class Forward: AgentNode {
             drop(s.streamID, mux: mux, reason: .closed, abort: false)
         case .failed(let f):
             Log.warn("stream_failed", what + " error=" + E2ELog.text(f))
-            drop(s.streamID, mux: mux, reason: .closed, abort: true)
+            drop(s.streamID, mux: mux, reason: .closed, abort: s.established)
         case .targetRequested, .none:
             break
         }

@@ -33,6 +33,12 @@ public final class Relay: LoopDriver {
     var nextSerial: UInt64 = 1
     var pending = 0
     var drainDeadline: Instant? = nil
+    /// Fault injection for tests (AGENT_FAULT_ROUTE=FROM_ID:TO_ID): the relay sends
+    /// streams meant for FROM to TO, i.e. it lies about the device, as a compromised
+    /// relay could. The end-to-end check in every forward must catch it
+    /// (tests/integration/test_e2e.py). It can only make the relay misbehave, which
+    /// the trust model assumes a relay may do anyway.
+    var faultRoute: (AgentID, AgentID)? = nil
     var deniedLog = RateLimit()
     var failLog = RateLimit()
     public private(set) var finished = false
@@ -67,6 +73,13 @@ public final class Relay: LoopDriver {
         if let f = config.clientCAFile {
             do throws(IdentityError) { clientCA = try IdentityFile.certificate(f) } catch {
                 throw StartupError("--client-ca " + error.message)
+            }
+        }
+        if let f = Environment.get("AGENT_FAULT_ROUTE") {
+            let parts = Text.split(f, UInt8(ascii: ":"))
+            if parts.count == 2, let from = AgentID(text: parts[0]), let to = AgentID(text: parts[1]) {
+                faultRoute = (from, to)
+                Log.warn("fault_injection", "route_from=" + from.text + " route_to=" + to.text)
             }
         }
         muxLimits = MuxLimits(maxStreams: Limits.relayMaxStreamsPerTunnel, heartbeatMs: config.heartbeatMs)
@@ -382,7 +395,9 @@ public final class Relay: LoopDriver {
             return
         }
         switch open.target {
-        case .device(let devID):
+        case .device(let askedID):
+            var devID = askedID
+            if let (from, to) = faultRoute, from == askedID { devID = to }
             guard let d = online[devID], d.phase == .ready, !d.link.isClosed else {
                 c.mux.refuse(sid, .noSuchDevice)
                 Log.info("stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text + " reason=no_such_device")
