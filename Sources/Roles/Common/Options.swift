@@ -2,22 +2,22 @@ import Loop
 import Wire
 
 /// A usage or configuration error: exit status 2 with one line naming the flag or file.
-struct UsageError: Error {
-    let message: String
-    init(_ message: String) { self.message = message }
+public struct UsageError: Error {
+    public let message: String
+    public init(_ message: String) { self.message = message }
 }
 
 /// One accepted option: `--name VALUE` (or `--name=VALUE`) when it takes a value, `--name` otherwise.
-struct OptionSpec {
-    let name: String
-    let takesValue: Bool
-    let repeatable: Bool
+public struct OptionSpec {
+    public let name: String
+    public let takesValue: Bool
+    public let repeatable: Bool
 
-    static func value(_ name: String) -> OptionSpec { OptionSpec(name: name, takesValue: true, repeatable: false) }
-    static func list(_ name: String) -> OptionSpec { OptionSpec(name: name, takesValue: true, repeatable: true) }
-    static func flag(_ name: String) -> OptionSpec { OptionSpec(name: name, takesValue: false, repeatable: false) }
+    public static func value(_ name: String) -> OptionSpec { OptionSpec(name: name, takesValue: true, repeatable: false) }
+    public static func list(_ name: String) -> OptionSpec { OptionSpec(name: name, takesValue: true, repeatable: true) }
+    public static func flag(_ name: String) -> OptionSpec { OptionSpec(name: name, takesValue: false, repeatable: false) }
 
-    static func find(_ specs: [OptionSpec], _ name: String) -> OptionSpec? {
+    public static func find(_ specs: [OptionSpec], _ name: String) -> OptionSpec? {
         for s in specs where Text.equal(s.name, name) { return s }
         return nil
     }
@@ -25,32 +25,34 @@ struct OptionSpec {
 
 /// Options as parsed from the command line and, under them, a `--config` file.
 /// (A short list searched by name: a handful of entries, and no String hashing.)
-struct ParsedOptions {
-    struct Entry {
-        let name: String
+public struct ParsedOptions {
+    public struct Entry {
+        public let name: String
         /// Flags have one empty-string value.
-        var values: [String]
+        public var values: [String]
         /// Where the value came from, for error messages: "--name" or "FILE:line (name)".
-        var origin: String
+        public var origin: String
     }
 
-    var entries: [Entry] = []
-    var positional: [String] = []
+    public var entries: [Entry] = []
+    public var positional: [String] = []
 
-    func entry(_ name: String) -> Entry? {
+    public init() {}
+
+    public func entry(_ name: String) -> Entry? {
         for e in entries where Text.equal(e.name, name) { return e }
         return nil
     }
 
-    func value(_ name: String) -> String? { entry(name)?.values.last }
-    func all(_ name: String) -> [String] { entry(name)?.values ?? [] }
-    func has(_ name: String) -> Bool { entry(name) != nil }
-    var names: [String] { entries.map { $0.name } }
+    public func value(_ name: String) -> String? { entry(name)?.values.last }
+    public func all(_ name: String) -> [String] { entry(name)?.values ?? [] }
+    public func has(_ name: String) -> Bool { entry(name) != nil }
+    public var names: [String] { entries.map { $0.name } }
 
     /// "--listen" or "agent.conf:3 (listen)", to name the source of a bad value.
-    func source(_ name: String) -> String { entry(name)?.origin ?? ("--" + name) }
+    public func source(_ name: String) -> String { entry(name)?.origin ?? ("--" + name) }
 
-    mutating func append(_ name: String, _ value: String, origin: String) {
+    public mutating func append(_ name: String, _ value: String, origin: String) {
         for i in 0..<entries.count where Text.equal(entries[i].name, name) {
             entries[i].values.append(value)
             return
@@ -58,7 +60,7 @@ struct ParsedOptions {
         entries.append(Entry(name: name, values: [value], origin: origin))
     }
 
-    mutating func set(_ name: String, _ values: [String], origin: String) {
+    public mutating func set(_ name: String, _ values: [String], origin: String) {
         for i in 0..<entries.count where Text.equal(entries[i].name, name) {
             entries[i].values = values
             entries[i].origin = origin
@@ -68,10 +70,10 @@ struct ParsedOptions {
     }
 }
 
-enum ArgumentParser {
+public enum ArgumentParser {
     /// Parses `args` against `specs`. Unknown options, missing values and repeated
     /// single options are usage errors.
-    static func parse(_ args: [String], specs: [OptionSpec], allowPositional: Int = 0) throws(UsageError) -> ParsedOptions {
+    public static func parse(_ args: [String], specs: [OptionSpec], allowPositional: Int = 0) throws(UsageError) -> ParsedOptions {
         var out = ParsedOptions()
         var i = 0
         while i < args.count {
@@ -117,7 +119,7 @@ enum ArgumentParser {
 
     /// Reads `name = value` lines (long option names without dashes; `#` comments,
     /// blank lines) into `options` for every option the command line did not set.
-    static func applyConfigFile(_ path: String, specs: [OptionSpec], into options: inout ParsedOptions) throws(UsageError) {
+    public static func applyConfigFile(_ path: String, specs: [OptionSpec], into options: inout ParsedOptions) throws(UsageError) {
         let text: String
         do throws(SysError) {
             text = try Files.readText(path)
@@ -159,7 +161,7 @@ enum ArgumentParser {
     }
 
     /// Parses a whole number of seconds in 1...max.
-    static func seconds(_ options: ParsedOptions, _ name: String, default def: Int, max: Int) throws(UsageError) -> Int {
+    public static func seconds(_ options: ParsedOptions, _ name: String, default def: Int, max: Int) throws(UsageError) -> Int {
         guard let v = options.value(name) else { return def }
         guard let n = Int(v), n >= 1, n <= max else {
             throw UsageError(options.source(name) + ": expected whole seconds from 1 to " + String(max) + ", got '" + v + "'")
