@@ -1,3 +1,4 @@
+import Roles
 import CShims
 import Loop
 import Wire
