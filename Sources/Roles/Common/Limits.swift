@@ -38,6 +38,6 @@ public enum Limits {
 
     /// Plaintext staging per spliced TCP connection and direction.
     public static let spliceBuffer = 16 * 1024
-    /// Largest line a relay reads from a registry or config file.
+    /// listen() backlog of the relay's and the forward's listening sockets.
     public static let maxListenBacklog: Int32 = 128
 }

@@ -82,7 +82,8 @@ public final class Relay: LoopDriver {
                 Log.warn("fault_injection", "route_from=" + from.text + " route_to=" + to.text)
             }
         }
-        muxLimits = MuxLimits(maxStreams: Limits.relayMaxStreamsPerTunnel, heartbeatMs: config.heartbeatMs)
+        muxLimits = MuxLimits(maxStreams: Limits.relayMaxStreamsPerTunnel, heartbeatMs: config.heartbeatMs,
+                              openTimeoutMs: Limits.relayOpenTimeoutMs)
         // Two buffers per joined stream (one per leg), so the pool holds twice the stream limit.
         pool = BufferPool(bufferSize: Limits.relayWindow, limit: 2 * Limits.relayMaxStreams)
         do throws(SysError) {
