@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all deps host unit test test-release sizes clean
+.PHONY: all deps host unit test test-release test-integration sizes demo clean
 
 all: release
 
@@ -33,11 +33,20 @@ test-release: $(RELEASE_BINS)
 sizes: $(RELEASE_BINS)
 	@bash tests/sizes.sh $(RELEASE_BINS)
 
+# Real agent processes on 127.0.0.1 (bounded in time): tests/integration.
+test-integration: build/agent-x86_64
+	AGENT_BIN=$(CURDIR)/build/agent-x86_64 python3 -m pytest -q -p no:cacheprovider tests/integration
+
+# The README's main command: relay, device and operator on loopback, a page fetched through the tunnel.
+demo: deps build/agent-x86_64
+	@bash scripts/demo.sh build/agent-x86_64
+
 test: deps
 	$(MAKE) unit
 	$(MAKE) release
 	$(MAKE) test-chachapoly
 	$(MAKE) test-release
+	$(MAKE) test-integration
 	$(MAKE) sizes
 
 clean:

@@ -34,6 +34,12 @@ for p in "${want[@]}"; do
   fi
 done
 
+# The integration tests run under pytest with whichever python3 is first on PATH.
+if ! python3 -c 'import pytest' 2>/dev/null; then
+  echo "deps: installing pytest" >&2
+  python3 -m pip install -q pytest 2>/dev/null || missing+=(python3-pytest)
+fi
+
 if [ ${#missing[@]} -eq 0 ] && [ ${#need_arch[@]} -eq 0 ]; then
   exit 0
 fi
