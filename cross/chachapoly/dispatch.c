@@ -28,14 +28,14 @@
 
 static const struct agent_chachapoly_impl impls[] = {
 #if defined(__x86_64__)
-    { "avx2", agent_chacha20_blocks_avx2, agent_poly1305_blocks_portable },
+    { "avx2", agent_chacha20_blocks_avx2, agent_poly1305_blocks_avx2 },
     { "sse2", agent_chacha20_blocks_sse2, agent_poly1305_blocks_portable },
 #endif
 #if defined(__aarch64__)
     { "neon", agent_chacha20_blocks_neon, agent_poly1305_blocks_portable },
 #endif
 #if defined(__arm__)
-    { "neon", agent_chacha20_blocks_neon, agent_poly1305_blocks_portable },
+    { "neon", agent_chacha20_blocks_neon, agent_poly1305_blocks_neon },
 #endif
     { "portable", agent_chacha20_blocks_portable, agent_poly1305_blocks_portable },
 };

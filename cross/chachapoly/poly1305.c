@@ -75,33 +75,27 @@ void agent_poly1305_blocks_portable(uint64_t h[3], const uint64_t r[2],
 
 #else /* 32-bit targets */
 
-#define M26 0x3ffffffu
-
 void agent_poly1305_blocks_portable(uint64_t h[3], const uint64_t r[2],
                                     const uint8_t *m, size_t nblocks,
                                     uint32_t hibit)
 {
-    /* r in 26-bit limbs, and 5 * r for the wrapped-around products. */
-    const uint32_t r0 = (uint32_t) r[0] & M26;
-    const uint32_t r1 = (uint32_t) (r[0] >> 26) & M26;
-    const uint32_t r2 = (uint32_t) ((r[0] >> 52) | (r[1] << 12)) & M26;
-    const uint32_t r3 = (uint32_t) (r[1] >> 14) & M26;
-    const uint32_t r4 = (uint32_t) (r[1] >> 40) & M26;
-    const uint32_t s1 = r1 * 5, s2 = r2 * 5, s3 = r3 * 5, s4 = r4 * 5;
+    uint32_t rl[5], hl[5];
+    uint32_t r0, r1, r2, r3, r4, s1, s2, s3, s4, h0, h1, h2, h3, h4, c;
     const uint32_t hi = hibit << 24;
-    uint32_t h0 = (uint32_t) h[0] & M26;
-    uint32_t h1 = (uint32_t) (h[0] >> 26) & M26;
-    uint32_t h2 = (uint32_t) ((h[0] >> 52) | (h[1] << 12)) & M26;
-    uint32_t h3 = (uint32_t) (h[1] >> 14) & M26;
-    uint32_t h4 = (uint32_t) ((h[1] >> 40) | (h[2] << 24));
-    uint32_t c;
+
+    /* r in 26-bit limbs, and 5 * r for the products that wrap around 2^130. */
+    agent_poly_to26(r[0], r[1], 0, rl);
+    r0 = rl[0]; r1 = rl[1]; r2 = rl[2]; r3 = rl[3]; r4 = rl[4];
+    s1 = r1 * 5; s2 = r2 * 5; s3 = r3 * 5; s4 = r4 * 5;
+    agent_poly_to26(h[0], h[1], h[2], hl);
+    h0 = hl[0]; h1 = hl[1]; h2 = hl[2]; h3 = hl[3]; h4 = hl[4];
 
     while (nblocks-- > 0) {
         uint64_t d0, d1, d2, d3, d4;
 
-        h0 += agent_le32(m) & M26;
-        h1 += (agent_le32(m + 3) >> 2) & M26;
-        h2 += (agent_le32(m + 6) >> 4) & M26;
+        h0 += agent_le32(m) & AGENT_M26;
+        h1 += (agent_le32(m + 3) >> 2) & AGENT_M26;
+        h2 += (agent_le32(m + 6) >> 4) & AGENT_M26;
         h3 += agent_le32(m + 9) >> 6;
         h4 += (agent_le32(m + 12) >> 8) | hi;
 
@@ -116,25 +110,18 @@ void agent_poly1305_blocks_portable(uint64_t h[3], const uint64_t r[2],
         d4 = (uint64_t) h0 * r4 + (uint64_t) h1 * r3 + (uint64_t) h2 * r2 +
              (uint64_t) h3 * r1 + (uint64_t) h4 * r0;
 
-        c = (uint32_t) (d0 >> 26); h0 = (uint32_t) d0 & M26;
-        d1 += c; c = (uint32_t) (d1 >> 26); h1 = (uint32_t) d1 & M26;
-        d2 += c; c = (uint32_t) (d2 >> 26); h2 = (uint32_t) d2 & M26;
-        d3 += c; c = (uint32_t) (d3 >> 26); h3 = (uint32_t) d3 & M26;
-        d4 += c; c = (uint32_t) (d4 >> 26); h4 = (uint32_t) d4 & M26;
-        h0 += c * 5; c = h0 >> 26; h0 &= M26;
+        c = (uint32_t) (d0 >> 26); h0 = (uint32_t) d0 & AGENT_M26;
+        d1 += c; c = (uint32_t) (d1 >> 26); h1 = (uint32_t) d1 & AGENT_M26;
+        d2 += c; c = (uint32_t) (d2 >> 26); h2 = (uint32_t) d2 & AGENT_M26;
+        d3 += c; c = (uint32_t) (d3 >> 26); h3 = (uint32_t) d3 & AGENT_M26;
+        d4 += c; c = (uint32_t) (d4 >> 26); h4 = (uint32_t) d4 & AGENT_M26;
+        h0 += c * 5; c = h0 >> 26; h0 &= AGENT_M26;
         h1 += c;
 
         m += 16;
     }
-
-    /* Carry through so that h0..h3 < 2^26, then back to 64-bit words. */
-    c = h1 >> 26; h1 &= M26;
-    h2 += c; c = h2 >> 26; h2 &= M26;
-    h3 += c; c = h3 >> 26; h3 &= M26;
-    h4 += c;
-    h[0] = (uint64_t) h0 | ((uint64_t) h1 << 26) | ((uint64_t) h2 << 52);
-    h[1] = ((uint64_t) h2 >> 12) | ((uint64_t) h3 << 14) | ((uint64_t) h4 << 40);
-    h[2] = (uint64_t) (h4 >> 24);
+    hl[0] = h0; hl[1] = h1; hl[2] = h2; hl[3] = h3; hl[4] = h4;
+    agent_poly_from26(hl, h);
 }
 
 #endif

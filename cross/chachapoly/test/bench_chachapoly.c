@@ -6,10 +6,11 @@
  * Poly1305 alone at 16 KiB.
  *
  *   bench_chachapoly                 MB/s table (about 0.3 s per cell)
- *   bench_chachapoly --ops IMPL SIZE N
- *                                    N encryptions of SIZE bytes with IMPL
- *                                    ("ref" = mbedTLS) and nothing else; for
- *                                    counting instructions under qemu
+ *   bench_chachapoly --ops IMPL SIZE N [aead|chacha20|poly1305]
+ *                                    N operations (default AEAD encryption)
+ *                                    on SIZE bytes with IMPL ("ref" =
+ *                                    mbedTLS) and nothing else; for counting
+ *                                    instructions under qemu
  */
 #include "mbedtls/chacha20.h"
 #include "mbedtls/chachapoly.h"
@@ -115,16 +116,18 @@ int main(int argc, char **argv)
     mbedtls_chachapoly_setkey(&ours, key);
     ref_bench_aead_setkey(key);
 
-    if (argc == 5 && strcmp(argv[1], "--ops") == 0) {
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "--ops") == 0) {
         int ref = strcmp(argv[2], "ref") == 0;
         size_t len = strtoul(argv[3], NULL, 0), n = strtoul(argv[4], NULL, 0);
+        enum what w = argc == 5 || strcmp(argv[5], "aead") == 0 ? AEAD :
+                      strcmp(argv[5], "chacha20") == 0 ? CHACHA : POLY;
 
         if (!ref && agent_chachapoly_use(argv[2]) != 0) {
             fprintf(stderr, "%s: not available\n", argv[2]);
             return 1;
         }
         for (i = 0; i < n; i++) {
-            once(ref, AEAD, len);
+            once(ref, w, len);
         }
         return 0;
     }

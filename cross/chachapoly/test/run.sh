@@ -85,7 +85,7 @@ bench_mode() {
   local a impl size n base c line
   for a in "$@"; do
     if [ -z "${run[$a]}" ]; then
-      echo "$a (native, MB/s = 10^6 bytes/s, best of 3):"
+      echo "$a (native):"
       "$(dir "$a")/bench_chachapoly" | sed -e 's/^/  /'
       continue
     fi
