@@ -87,7 +87,7 @@ $$($(1)_B)/cshims.o: $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/libmbedtls.a
 	  -c Sources/CShims/shims.c -o $$@
 
 $(1)_SWIFTFLAGS = -enable-experimental-feature Embedded -wmo -Osize -target $$($(1)_SWIFT_TRIPLE) \
-	  -Xfrontend -function-sections \
+	  -Xfrontend -function-sections -Xllvm -enable-machine-outliner=always \
 	  -Xcc -nostdinc -Xcc -isystem -Xcc $$($(1)_GCCINC) -Xcc -isystem -Xcc $$($(1)_MUSLINC) \
 	  -Xcc -I -Xcc $$($(1)_MBED)/include -Xcc $(CHACHA_INC) $$(addprefix -Xcc ,$$($(1)_FLAGS)) \
 	  -I Sources/CShims/include -I $$($(1)_B) -module-cache-path $$($(1)_B)/module-cache \
@@ -104,7 +104,7 @@ $$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/li
 
 build/agent-$(1): $$($(1)_B)/swift.stamp $$($(1)_B)/cshims.o
 	mkdir -p build
-	$$($(1)_CCX) -static -fuse-ld=lld -B$(SWIFT_TC)/bin -Wl,--no-dynamic-linker -Wl,--gc-sections \
+	$$($(1)_CCX) -static -fuse-ld=lld -B$(SWIFT_TC)/bin -Wl,--no-dynamic-linker -Wl,--gc-sections -Wl,--icf=all \
 	  $$(addprefix $$($(1)_B)/,$$(addsuffix .o,$(SWIFT_MODULES))) $$($(1)_B)/cshims.o $$($(1)_CHACHA_OBJS) \
 	  $$($(1)_MBED)/lib/libmbedtls.a $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a \
 	  $(SWIFT_TC)/lib/swift/embedded/$$($(1)_SWIFT_TRIPLE)/libswiftUnicodeDataTables.a -lm \

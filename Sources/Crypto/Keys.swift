@@ -70,7 +70,7 @@ public final class PrivateKey {
     /// ECDSA-SHA256 signature (DER) over `message`.
     public func sign(_ message: [UInt8], rng: Rng) throws(CryptoError) -> [UInt8] {
         let hash = Digest.sha256(message)
-        var sig = [UInt8](repeating: 0, count: Int(MBEDTLS_PK_SIGNATURE_MAX_SIZE))
+        var sig = [UInt8](repeating: 0, count: Int(shim_pk_signature_max()))
         var len = 0
         let rc = hash.withUnsafeBufferPointer { h in
             sig.withUnsafeMutableBufferPointer { s in

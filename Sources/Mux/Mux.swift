@@ -100,7 +100,8 @@ public final class Mux {
             failureReported = true
             return .failed(f)
         }
-        if let e = timers(now: now) { return e }
+        // Frames already received come first: a peer whose frames arrived in time is
+        // not declared dead because this loop was late to read them.
         while true {
             let header: FrameHeader?
             do throws(WireError) {
@@ -109,7 +110,7 @@ public final class Mux {
                 if case .oversized(let n) = error { return fail(.oversized(n)) }
                 return fail(.malformed(0))
             }
-            guard let h = header, rx.count >= WireProtocol.headerSize + h.length else { return nil }
+            guard let h = header, rx.count >= WireProtocol.headerSize + h.length else { return timers(now: now) }
             lastReceived = now
             let payload = UnsafeRawBufferPointer(rebasing: rx.readable[WireProtocol.headerSize..<(WireProtocol.headerSize + h.length)])
             let event = handle(h, payload, now: now)
@@ -307,8 +308,9 @@ public final class Mux {
     }
 
     /// Ends our direction of the stream after everything sent so far.
+    /// On a stream we opened that is not accepted yet, the FIN waits for the ACCEPT.
     public func finish(_ id: UInt32) {
-        guard let s = streams[id], s.phase == .open, !s.finRequested else { return }
+        guard let s = streams[id], s.phase != .pendingAccept, !s.finRequested else { return }
         s.finRequested = true
         writeFin(s)
     }
@@ -372,7 +374,8 @@ public final class Mux {
 
     /// Sends a hello-phase frame (before `helloFinished`).
     public func sendHello(_ type: FrameType, _ payload: [UInt8]) -> Bool {
-        guard !helloDone, tx.freeSpace >= WireProtocol.headerSize + payload.count else { return false }
+        guard !helloDone, payload.count <= WireProtocol.maxPayload,
+              tx.freeSpace >= WireProtocol.headerSize + payload.count else { return false }
         FrameCodec.append(type, stream: 0, payload: payload, to: tx)
         return true
     }
@@ -460,7 +463,7 @@ public final class Mux {
     }
 
     func writeFin(_ s: MuxStream) {
-        guard s.finRequested, !s.finSent, !s.acceptPending, fits(0) else { return }
+        guard s.finRequested, !s.finSent, s.phase == .open, !s.acceptPending, fits(0) else { return }
         FrameCodec.append(.fin, stream: s.id, payload: [], to: tx)
         s.finSent = true
     }

@@ -56,6 +56,10 @@ enum AgentCommand {
                 throw UsageError(opts.source("cert") + " " + cf + ": certificate is not for the key in " + identityPath)
             }
             chain = cert.chainDER
+            // The hello (certificates, token, signature) must fit in one frame.
+            if chain.reduce(0, { $0 + $1.count }) > WireProtocol.maxPayload - 2048 {
+                throw UsageError(opts.source("cert") + " " + cf + ": certificate chain too large (the hello must fit in 16 KB)")
+            }
             if chain.count > AuthMessage.maxCertificates {
                 throw UsageError(opts.source("cert") + " " + cf + ": more than " + String(AuthMessage.maxCertificates) + " certificates")
             }

@@ -82,12 +82,10 @@ import Wire
     /// `FrameCodec.append` hits its `payload.count <= maxPayload` precondition and
     /// the agent process dies at every connection attempt.
     @Test func oversizedHelloPayloadIsRefusedNotTrapped() async {
-        await withKnownIssue("Mux.sendHello traps on a payload > maxPayload instead of returning false") {
-            await #expect(processExitsWith: .exitCode(0)) {
-                let m = Mux(side: .agent, limits: MuxLimits(), pool: BufferPool(bufferSize: 1024, limit: 1), now: .zero)
-                let ok = m.sendHello(.auth, [UInt8](repeating: 0, count: WireProtocol.maxPayload + 1))
-                exit(ok || !m.tx.isEmpty ? 1 : 0)
-            }
+        await #expect(processExitsWith: .exitCode(0)) {
+            let m = Mux(side: .agent, limits: MuxLimits(), pool: BufferPool(bufferSize: 1024, limit: 1), now: .zero)
+            let ok = m.sendHello(.auth, [UInt8](repeating: 0, count: WireProtocol.maxPayload + 1))
+            exit(ok || !m.tx.isEmpty ? 1 : 0)
         }
         // Up to maxPayload is fine.
         let m = Mux(side: .agent, limits: MuxLimits(), pool: BufferPool(bufferSize: 1024, limit: 1), now: .zero)

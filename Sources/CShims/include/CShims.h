@@ -128,6 +128,10 @@ static inline const mbedtls_x509_crt *shim_crt_next(const mbedtls_x509_crt *c) {
 static inline mbedtls_pk_context *shim_crt_pk(mbedtls_x509_crt *c) { return &c->pk; }
 static inline int shim_crt_is_ca(const mbedtls_x509_crt *c) { return c->ca_istrue; }
 
+/* The largest signature mbedtls_pk_sign() makes (a macro Swift cannot import
+ * when it is defined through other macros). */
+static inline size_t shim_pk_signature_max(void) { return MBEDTLS_PK_SIGNATURE_MAX_SIZE; }
+
 /* ---- misc ---- */
 static inline int shim_sigterm(void) { return SIGTERM; }
 static inline int shim_sigint(void) { return SIGINT; }

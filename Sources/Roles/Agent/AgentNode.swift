@@ -136,7 +136,7 @@ public class AgentNode: LoopDriver {
                     progress = true
                 }
             }
-            if let ev = client.flush() {
+            if let ev = client.endIfInputEnded(now: now) ?? client.flush() {
                 tunnelEvent(ev, now: now)
                 return
             }

@@ -85,6 +85,9 @@ public final class RelayClient {
     var addressIndex = 0
     /// Set by a GOAWAY: reconnect no sooner than this after the tunnel closes.
     var retryAfterMs: Int64? = nil
+    /// Why the tunnel's input ended; reported by `endIfInputEnded` once the frames
+    /// received before the end have been handled.
+    var inputEnded: String? = nil
     public private(set) var agentID: AgentID? = nil
     public private(set) var attempts = 0
 
@@ -209,19 +212,30 @@ public final class RelayClient {
         case .hello(let link, let mux, let deadline):
             return advanceHello(link, mux, deadline, now: now)
         case .ready(let link, let mux):
-            if !TunnelPipe.pullInput(link.tls, mux) {
-                return fail(link.tls.peerClosed ? "relay closed the tunnel" : "tunnel read failed", now: now)
+            if inputEnded == nil {
+                if !TunnelPipe.pullInput(link.tls, mux) {
+                    inputEnded = link.tls.peerClosed ? "relay closed the tunnel" : "tunnel read failed"
+                } else if link.socketEOF && !link.tls.hasBufferedInput {
+                    inputEnded = "relay closed the connection"
+                } else if link.socketError != nil {
+                    inputEnded = "tunnel socket error"
+                }
             }
-            if link.socketEOF && !link.tls.hasBufferedInput && mux.rx.isEmpty {
-                return fail("relay closed the connection", now: now)
-            }
-            if link.socketError != nil { return fail("tunnel socket error", now: now) }
             return nil
         }
     }
 
+    /// After the role has handled the frames in `mux.rx`: if the relay's side ended,
+    /// the tunnel goes down now.
+    public func endIfInputEnded(now: Instant) -> Event? {
+        guard let r = inputEnded, case .ready = phase else { return nil }
+        inputEnded = nil
+        return fail(r, now: now)
+    }
+
     func advanceHello(_ link: TLSLink, _ mux: Mux, _ deadline: Instant, now: Instant) -> Event? {
-        if !TunnelPipe.pullInput(link.tls, mux) { return fail("relay closed the connection during hello", now: now) }
+        // Frames that arrived before the relay closed (DENIED, typically) are handled first.
+        let inputOK = TunnelPipe.pullInput(link.tls, mux)
         while let ev = mux.poll(now: now) {
             switch ev {
             case .hello(.challenge, let payload):
@@ -231,7 +245,10 @@ public final class RelayClient {
                                          role: settings.role, token: settings.token, hostnames: settings.hostnames, rng: rng)
                 switch r {
                 case .success(let auth):
-                    _ = mux.sendHello(.auth, auth)
+                    if !mux.sendHello(.auth, auth) {
+                        return fail("hello too large (" + String(auth.count) + " bytes): the certificate chain and token must fit in "
+                                    + String(WireProtocol.maxPayload) + " bytes", now: now)
+                    }
                 case .failure(let refusal):
                     return fail(refusal.text, now: now)
                 }
@@ -254,8 +271,8 @@ public final class RelayClient {
                 return fail("unexpected frame during hello", now: now)
             }
         }
+        if !inputOK || link.socketEOF { return fail("relay closed the connection during hello", now: now) }
         if !TunnelPipe.pushOutput(link, mux) { return fail("write failed", now: now) }
-        if link.socketEOF { return fail("relay closed the connection during hello", now: now) }
         if now >= deadline { return fail("hello timed out", now: now) }
         return nil
     }
@@ -292,6 +309,7 @@ public final class RelayClient {
 
     /// Closes whatever is open and schedules the next attempt.
     func fail(_ reason: String, now: Instant?) -> Event {
+        inputEnded = nil
         var wasUp = false
         switch phase {
         case .connecting(let fd, _):

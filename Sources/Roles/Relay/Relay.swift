@@ -316,10 +316,8 @@ public final class Relay: LoopDriver {
     }
 
     func driveReady(_ c: RelayConn, now: Instant) {
-        if !TunnelPipe.pullInput(c.link.tls, c.mux) {
-            close(c, reason: c.link.tls.peerClosed ? "closed by agent" : "tunnel read failed", now: now)
-            return
-        }
+        // Frames received before the agent's side ended are handled before closing.
+        let inputOK = TunnelPipe.pullInput(c.link.tls, c.mux)
         while let ev = c.mux.poll(now: now) {
             handle(ev, on: c, now: now)
             if c.link.isClosed { return }
@@ -339,11 +337,15 @@ public final class Relay: LoopDriver {
                           + " down=" + String(j.bytesDown))
             }
         }
+        if !inputOK {
+            close(c, reason: c.link.tls.peerClosed ? "closed by agent" : "tunnel read failed", now: now)
+            return
+        }
         if !TunnelPipe.pushOutput(c.link, c.mux) {
             close(c, reason: "tunnel write failed", now: now)
             return
         }
-        if c.link.socketEOF && !c.link.tls.hasBufferedInput && c.mux.rx.isEmpty {
+        if c.link.socketEOF && !c.link.tls.hasBufferedInput {
             close(c, reason: "connection closed by agent", now: now)
         }
     }
