@@ -16,6 +16,8 @@ want=(
   openssh-server openssh-client      # ssh through the tunnel (tests), OpenSSH baseline (bench)
   gdb                                # gcore for the relay canary test
   binutils file                      # readelf, strip, file
+  curl chromium                      # SNI routing tests: a real HTTPS client and a headless browser
+  nginx-light tinyproxy              # a TLS-terminating front that passes the Upgrade; an HTTP CONNECT proxy
 )
 if [ "${1:-}" = bench ]; then want+=(valgrind); fi
 

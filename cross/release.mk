@@ -52,6 +52,8 @@ CHACHA_HDRS := $(wildcard $(CHACHA_DIR)/*.h)
 CHACHA_INC  := -I$(CURDIR)/$(CHACHA_DIR)
 
 SWIFT_SOURCES  = $(shell find Sources -name '*.swift' | sort)
+empty :=
+space := $(empty) $(empty)
 CSHIMS_SOURCES = $(wildcard Sources/CShims/*.c Sources/CShims/include/*.h Sources/CShims/include/*.modulemap)
 
 .PHONY: release mbedtls-source
@@ -93,19 +95,23 @@ $(1)_SWIFTFLAGS = -enable-experimental-feature Embedded -wmo -Osize -target $$($
 	  -I Sources/CShims/include -I $$($(1)_B) -module-cache-path $$($(1)_B)/module-cache \
 	  -parse-as-library -swift-version 5
 
-# All Swift modules of this target (one whole-module object each, in dependency order).
+# All Swift sources as ONE whole-program module (-wmo): the modules' own imports
+# are dropped and everything is optimized together, so each generic
+# specialization exists once and dead code goes (about 8 KB smaller than one
+# object per module). The host build (SwiftPM) still compiles the modules
+# separately and so keeps checking their dependency direction.
 $$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/libmbedtls.a
-	mkdir -p $$($(1)_B)
-	set -e; for m in $(SWIFT_MODULES); do \
-	  $(SWIFTC) $$($(1)_SWIFTFLAGS) -module-name $$$$m -emit-module -emit-module-path $$($(1)_B)/$$$$m.swiftmodule \
-	    $$$$(find Sources/$$$$m -name '*.swift' | sort) -c -o $$($(1)_B)/$$$$m.o; \
-	done
+	rm -rf $$($(1)_B)/swift-src && mkdir -p $$($(1)_B)/swift-src
+	set -e; for m in $(SWIFT_MODULES); do for f in $$$$(find Sources/$$$$m -name '*.swift' | sort); do \
+	  sed -E '/^import ($(subst $(space),|,$(SWIFT_MODULES)))$$$$/d' $$$$f > $$($(1)_B)/swift-src/$$$$m-$$$$(basename $$$$f); \
+	done; done
+	$(SWIFTC) $$($(1)_SWIFTFLAGS) -module-name agent $$($(1)_B)/swift-src/*.swift -c -o $$($(1)_B)/agent-all.o
 	touch $$@
 
 build/agent-$(1): $$($(1)_B)/swift.stamp $$($(1)_B)/cshims.o
 	mkdir -p build
 	$$($(1)_CCX) -static -fuse-ld=lld -B$(SWIFT_TC)/bin -Wl,--no-dynamic-linker -Wl,--gc-sections -Wl,--icf=all \
-	  $$(addprefix $$($(1)_B)/,$$(addsuffix .o,$(SWIFT_MODULES))) $$($(1)_B)/cshims.o $$($(1)_CHACHA_OBJS) \
+	  $$($(1)_B)/agent-all.o $$($(1)_B)/cshims.o $$($(1)_CHACHA_OBJS) \
 	  $$($(1)_MBED)/lib/libmbedtls.a $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a \
 	  $(SWIFT_TC)/lib/swift/embedded/$$($(1)_SWIFT_TRIPLE)/libswiftUnicodeDataTables.a -lm \
 	  -o $$@.unstripped

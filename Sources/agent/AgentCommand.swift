@@ -13,29 +13,32 @@ enum AgentCommand {
     static func tunnelSettings(_ opts: ParsedOptions, role: AgentRole, heartbeatMs: Int64, rng: Rng,
                                muxLimits: MuxLimits) throws(UsageError) -> (TunnelSettings, Certificate) {
         guard let relayText = opts.value("relay") else { throw UsageError("--relay HOST:PORT is required") }
-        if Text.hasPrefix(relayText, "https://") || Text.hasPrefix(relayText, "http://") {
-            throw UsageError(opts.source("relay") + ": https:// relays are not supported by this build yet")
+        guard var endpoint = RelayEndpoint.parse(relayText) else {
+            throw UsageError(opts.source("relay") + ": expected HOST:PORT or https://HOST[:PORT]/PATH, got '" + relayText + "'")
         }
-        guard let hp = HostPort.parse(relayText), let port = hp.port else {
-            throw UsageError(opts.source("relay") + ": expected HOST:PORT, got '" + relayText + "'")
+        if let p = opts.value("proxy") {
+            guard let hp = RelayEndpoint.parseProxy(p) else {
+                throw UsageError(opts.source("proxy") + ": expected http://HOST:PORT, got '" + p + "'")
+            }
+            endpoint.proxy = hp
         }
-        if opts.has("proxy") { throw UsageError(opts.source("proxy") + " is not supported by this build yet") }
+        // At least one way to authenticate the relay. Both together: --ca checks the TLS
+        // server (the relay, or a front that terminates TLS), the pin the relay's own key.
         var pin: [UInt8]? = nil
         var ca: Certificate? = nil
-        switch (opts.value("relay-pin"), opts.value("ca")) {
-        case (nil, nil):
-            throw UsageError("--relay-pin PIN or --ca FILE is required (the relay prints its pin at start)")
-        case (.some, .some):
-            throw UsageError("--relay-pin and --ca exclude each other")
-        case (.some(let p), nil):
+        if let p = opts.value("relay-pin") {
             guard let digest = Identity.parsePin(p) else {
                 throw UsageError(opts.source("relay-pin") + ": expected sha256:<64 hex digits>, got '" + p + "'")
             }
             pin = digest
-        case (nil, .some(let f)):
+        }
+        if let f = opts.value("ca") {
             do throws(IdentityError) { ca = try IdentityFile.certificate(f) } catch {
                 throw UsageError(opts.source("ca") + " " + error.message)
             }
+        }
+        if pin == nil && ca == nil {
+            throw UsageError("--relay-pin PIN or --ca FILE is required (the relay prints its pin at start)")
         }
         let identityPath = opts.value("identity") ?? defaultIdentity
         let key: PrivateKey
@@ -70,7 +73,7 @@ enum AgentCommand {
             chain = [cert.leafDER]
         }
         let reconnectMax = try ArgumentParser.seconds(opts, "reconnect-max", default: Limits.reconnectMaxSeconds, max: 86400)
-        let settings = TunnelSettings(relay: RelayEndpoint(host: hp.host, port: port), pin: pin, ca: ca, role: role,
+        let settings = TunnelSettings(relay: endpoint, pin: pin, ca: ca, role: role,
                                       identity: key, certificates: chain, token: Array((opts.value("token") ?? "").utf8),
                                       hostnames: [], heartbeatMs: heartbeatMs,
                                       reconnectMaxMs: Int64(reconnectMax) * 1000, muxLimits: muxLimits)
@@ -78,12 +81,10 @@ enum AgentCommand {
     }
 
     static func runReverse(_ opts: ParsedOptions, heartbeatMs: Int64, rng: Rng) throws(UsageError) -> Int32 {
-        for unsupported in ["hostname", "sni-target"] where opts.has(unsupported) {
-            throw UsageError(opts.source(unsupported) + " is not supported by this build yet")
-        }
         let limits = MuxLimits(maxStreams: Limits.reverseMaxStreams, heartbeatMs: heartbeatMs)
-        let (settings, cert) = try tunnelSettings(opts, role: .reverse, heartbeatMs: heartbeatMs, rng: rng, muxLimits: limits)
+        var (settings, cert) = try tunnelSettings(opts, role: .reverse, heartbeatMs: heartbeatMs, rng: rng, muxLimits: limits)
         let policy = try reversePolicy(opts)
+        if let h = policy.sniHostname { settings.hostnames = [h] }
         if !policy.authorization.any && policy.authorization.keys == nil && policy.authorization.ca == nil {
             Log.warn("no_operators_authorized", "hint=\"give --authorized-keys FILE, --authorized-ca FILE or --authorize-any\"")
         }
@@ -141,8 +142,24 @@ enum AgentCommand {
                 throw UsageError(opts.source("authorized-ca") + " " + error.message)
             }
         }
-        return ReversePolicy(allow: AllowList(rules: rules),
-                             authorization: Authorization(keys: keys, ca: ca, any: opts.has("authorize-any")))
+        var policy = ReversePolicy(allow: AllowList(rules: rules),
+                                   authorization: Authorization(keys: keys, ca: ca, any: opts.has("authorize-any")))
+        switch (opts.value("hostname"), opts.value("sni-target")) {
+        case (nil, nil):
+            break
+        case (.some(let h), .some(let t)):
+            guard HostnameRules.isValid(h) else {
+                throw UsageError(opts.source("hostname") + ": '" + h + "' is not a valid host name")
+            }
+            guard let (addr, _) = try RoleCommand.listenAddress(opts, "sni-target", default: nil) else {
+                throw UsageError(opts.source("sni-target") + ": expected ADDR:PORT, got '" + t + "'")
+            }
+            policy.sniHostname = Registry.canonicalHostname(h)
+            policy.sniTarget = addr
+        default:
+            throw UsageError("--hostname and --sni-target go together")
+        }
+        return policy
     }
 
     static func runForward(_ opts: ParsedOptions, heartbeatMs: Int64, rng: Rng) throws(UsageError) -> Int32 {

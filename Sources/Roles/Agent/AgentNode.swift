@@ -12,12 +12,15 @@ public class AgentNode: LoopDriver {
         case tunnel = 1
         case splice = 2
         case listener = 3
+        case raw = 4
     }
 
     let client: RelayClient
     let rng: Rng
     let pool: BufferPool
     var splices: [UInt32: Splice] = [:]
+    /// Streams spliced without an end-to-end session (SNI routing to the device's HTTPS service).
+    var raws: [UInt32: RawSplice] = [:]
     var stopping = false
     /// Work was left when the last turn ended (poll must not wait).
     var moreWork = false
@@ -40,6 +43,7 @@ public class AgentNode: LoopDriver {
     func sessionEvent(_ s: Splice, _ ev: E2EEvent, mux: Mux, now: Instant) {}
     /// Per-splice work before pumping (reverse: target connects).
     func prepare(_ s: Splice, mux: Mux, now: Instant) {}
+    func prepareRaw(_ r: RawSplice, mux: Mux, now: Instant) {}
     func collectExtra(into set: inout PollSet) {}
     func readyExtra(kind: UInt8, serial: UInt64, events: PollEvents, now: Instant) {}
     func workExtra(now: Instant) {}
@@ -53,6 +57,9 @@ public class AgentNode: LoopDriver {
         for (id, s) in splices where s.fd >= 0 {
             set.add(fd: s.fd, interest: s.interest, token: Token.make(TokenKind.splice.rawValue, UInt64(id)))
         }
+        for (id, r) in raws where r.fd >= 0 {
+            set.add(fd: r.fd, interest: r.interest, token: Token.make(TokenKind.raw.rawValue, UInt64(id)))
+        }
         collectExtra(into: &set)
     }
 
@@ -63,6 +70,8 @@ public class AgentNode: LoopDriver {
             client.ready(events)
         case TokenKind.splice.rawValue:
             splices[UInt32(truncatingIfNeeded: Token.serial(token))]?.ready(events)
+        case TokenKind.raw.rawValue:
+            raws[UInt32(truncatingIfNeeded: Token.serial(token))]?.ready(events)
         default:
             readyExtra(kind: kind, serial: Token.serial(token), events: events, now: now)
         }
@@ -71,6 +80,9 @@ public class AgentNode: LoopDriver {
     public func nextDeadline(now: Instant) -> Instant? {
         if moreWork { return now }
         var d = client.nextDeadline
+        for (_, r) in raws {
+            if let t = r.connectDeadline, d == nil || t < d! { d = t }
+        }
         for (_, s) in splices {
             for t in [s.e2e.deadline, s.connectDeadline, s.lingerDeadline] {
                 if let t = t, d == nil || t < d! { d = t }
@@ -95,6 +107,11 @@ public class AgentNode: LoopDriver {
                 s.closeLocal(abort: true)
             }
             splices.removeAll()
+            for (id, r) in raws {
+                client.mux?.reset(id, .goingAway)
+                r.closeLocal(abort: true)
+            }
+            raws.removeAll()
             _ = client.flush()
             client.stop()
             Log.info("agent_stopped", "role=" + roleName)
@@ -136,6 +153,22 @@ public class AgentNode: LoopDriver {
                     progress = true
                 }
             }
+            for (id, r) in raws {
+                prepareRaw(r, mux: mux, now: now)
+                if raws[id] == nil { continue }
+                if r.pump(mux) { progress = true }
+                if let e = r.localError {
+                    Log.info("stream_reset", "stream=" + String(id) + " local=" + Log.quote(r.label) + " error="
+                             + Log.quote(SysError.describe(e)))
+                    mux.reset(id, .closed)
+                    raws.removeValue(forKey: id)?.closeLocal(abort: true)
+                    progress = true
+                } else if r.isComplete(mux) {
+                    mux.release(id)
+                    raws.removeValue(forKey: id)?.closeLocal()
+                    progress = true
+                }
+            }
             if let ev = client.endIfInputEnded(now: now) ?? client.flush() {
                 tunnelEvent(ev, now: now)
                 return
@@ -156,8 +189,10 @@ public class AgentNode: LoopDriver {
             tunnelUp(id, now: now)
         case .down(let reason, let wasUp):
             for (_, s) in splices { s.closeLocal(abort: true) }
-            let lost = splices.count
+            for (_, r) in raws { r.closeLocal(abort: true) }
+            let lost = splices.count + raws.count
             splices.removeAll()
+            raws.removeAll()
             if wasUp {
                 Log.warn("tunnel_down", "role=" + roleName + " streams_lost=" + String(lost) + " reason=" + Log.quote(reason))
             } else if downLog.allow(now: now) {
@@ -180,6 +215,10 @@ public class AgentNode: LoopDriver {
                 s.closeLocal()
             }
         case .reset(let id, let reason):
+            if let r = raws.removeValue(forKey: id) {
+                Log.debug("stream_reset", "stream=" + String(id) + " local=" + Log.quote(r.label) + " reason=" + reason.text)
+                r.closeLocal(abort: true)
+            }
             if let s = splices.removeValue(forKey: id) {
                 if s.established {
                     // Mid-stream: a reset, so the local end does not take a cut stream for a clean end.
@@ -196,6 +235,7 @@ public class AgentNode: LoopDriver {
             }
         case .data(let id), .finished(let id), .credit(let id):
             splices[id]?.dirty = true
+            raws[id]?.dirty = true
         case .pong(let rtt):
             Log.debug("pong", "rtt_ms=" + String(rtt))
         case .goaway(let reason, let ms):

@@ -7,13 +7,50 @@ import Wire
 public struct RelayEndpoint {
     public var host: String
     public var port: UInt16
+    /// `https://host[:port]/path`: an HTTP/1.1 Upgrade to `path` after TLS (a front
+    /// such as nginx or a load balancer may terminate TLS). nil: raw.
+    public var upgradePath: String?
+    /// An HTTP CONNECT proxy to reach the relay through.
+    public var proxy: HostPort?
 
-    public init(host: String, port: UInt16) {
+    public init(host: String, port: UInt16, upgradePath: String? = nil, proxy: HostPort? = nil) {
         self.host = host
         self.port = port
+        self.upgradePath = upgradePath
+        self.proxy = proxy
     }
 
-    public var text: String { HostPort(host: host, port: port).text }
+    public var text: String {
+        if let p = upgradePath { return "https://" + HostPort(host: host, port: port).text + p }
+        return HostPort(host: host, port: port).text
+    }
+
+    /// Parses `HOST:PORT` or `https://HOST[:PORT]/PATH` (port 443 by default).
+    public static func parse(_ s: String) -> RelayEndpoint? {
+        if Text.hasPrefix(s, "https://") {
+            let rest = Text.dropFirst(s, 8)
+            let slash = Text.firstIndex(rest, UInt8(ascii: "/"))
+            let authority = slash.map { Text.slice(rest, 0, $0) } ?? rest
+            let path = slash.map { Text.dropFirst(rest, $0) } ?? "/"
+            for b in path.utf8 where b <= 0x20 || b >= 0x7f { return nil }
+            if let hp = HostPort.parse(authority), let port = hp.port {
+                return RelayEndpoint(host: hp.host, port: port, upgradePath: path)
+            }
+            guard let hp = HostPort.parse(authority + ":443"), let port = hp.port else { return nil }
+            return RelayEndpoint(host: hp.host, port: port, upgradePath: path)
+        }
+        guard let hp = HostPort.parse(s), let port = hp.port else { return nil }
+        return RelayEndpoint(host: hp.host, port: port)
+    }
+
+    /// Parses `http://HOST[:PORT]` (port 80 by default) for --proxy.
+    public static func parseProxy(_ s: String) -> HostPort? {
+        guard Text.hasPrefix(s, "http://") else { return nil }
+        var rest = Text.dropFirst(s, 7)
+        if Text.hasSuffix(rest, "/") { rest = Text.slice(rest, 0, Text.length(rest) - 1) }
+        if let hp = HostPort.parse(rest), hp.port != nil { return hp }
+        return HostPort.parse(rest + ":80")
+    }
 }
 
 /// An agent's settings for its tunnel to the relay.
@@ -69,7 +106,11 @@ public final class RelayClient {
     enum Phase {
         case waiting(until: Instant)
         case connecting(fd: Int32, deadline: Instant)
+        /// CONNECT sent to the proxy; its answer is read into `proxyReply`.
+        case proxy(fd: Int32, deadline: Instant)
         case tls(link: TLSLink, deadline: Instant)
+        /// Upgrade request sent; waiting for "101 Switching Protocols".
+        case upgrade(link: TLSLink, mux: Mux, deadline: Instant)
         case hello(link: TLSLink, mux: Mux, deadline: Instant)
         case ready(link: TLSLink, mux: Mux)
         case stopped
@@ -82,6 +123,7 @@ public final class RelayClient {
     var phase: Phase
     var backoff: Backoff
     var connectReady = false
+    var proxyReply: [UInt8] = []
     var addressIndex = 0
     /// Set by a GOAWAY: reconnect no sooner than this after the tunnel closes.
     var retryAfterMs: Int64? = nil
@@ -115,7 +157,7 @@ public final class RelayClient {
 
     var link: TLSLink? {
         switch phase {
-        case .tls(let l, _), .hello(let l, _, _), .ready(let l, _): return l
+        case .tls(let l, _), .upgrade(let l, _, _), .hello(let l, _, _), .ready(let l, _): return l
         default: return nil
         }
     }
@@ -126,7 +168,9 @@ public final class RelayClient {
         switch phase {
         case .connecting(let fd, _):
             set.add(fd: fd, interest: .write, token: token)
-        case .tls(let l, _), .hello(let l, _, _), .ready(let l, _):
+        case .proxy(let fd, _):
+            set.add(fd: fd, interest: .read, token: token)
+        case .tls(let l, _), .upgrade(let l, _, _), .hello(let l, _, _), .ready(let l, _):
             set.add(fd: l.fd, interest: l.interest, token: token)
         default:
             break
@@ -137,7 +181,9 @@ public final class RelayClient {
         switch phase {
         case .connecting:
             connectReady = true
-        case .tls(let l, _), .hello(let l, _, _), .ready(let l, _):
+        case .proxy(let fd, _):
+            readProxyReply(fd)
+        case .tls(let l, _), .upgrade(let l, _, _), .hello(let l, _, _), .ready(let l, _):
             if events.contains(.read) { l.receive() }
             if events.contains(.write) { l.flush() }
         default:
@@ -148,7 +194,7 @@ public final class RelayClient {
     public var nextDeadline: Instant? {
         switch phase {
         case .waiting(let t): return t
-        case .connecting(_, let d), .tls(_, let d), .hello(_, _, let d): return d
+        case .connecting(_, let d), .proxy(_, let d), .tls(_, let d), .upgrade(_, _, let d), .hello(_, _, let d): return d
         case .ready(_, let m): return m.nextDeadline
         case .stopped: return nil
         }
@@ -174,31 +220,82 @@ public final class RelayClient {
                 connectReady = false
                 let err = Socket.connectError(fd)
                 if err == 0 {
-                    let tls: TLSSession
-                    do throws(CryptoError) {
-                        tls = try TLSSession(config: tlsConfig, serverName: settings.ca != nil ? settings.relay.host : nil)
-                    } catch {
-                        Socket.close(fd)
-                        return fail("tls setup: " + error.message, now: now)
+                    if let p = settings.relay.proxy {
+                        // Ask the proxy for a TCP path to the relay (the request fits any socket buffer).
+                        let req = Preamble.connectRequest(host: settings.relay.host, port: settings.relay.port)
+                        guard case .done(let n) = req.withUnsafeBytes({ Socket.write(fd, $0) }), n == req.count else {
+                            Socket.close(fd)
+                            return fail("proxy " + p.text + ": could not send CONNECT", now: now)
+                        }
+                        proxyReply.removeAll()
+                        phase = .proxy(fd: fd, deadline: deadline)
+                        return advance(now: now)
                     }
-                    phase = .tls(link: TLSLink(fd: fd, tls: tls), deadline: now.adding(ms: Limits.tlsHandshakeTimeoutMs))
-                    return advance(now: now)
+                    return startTLS(fd, now: now)
                 }
                 // Writable with SO_ERROR set: the connect failed for good.
                 Socket.close(fd)
-                return fail("connect to " + settings.relay.text + ": " + SysError.describe(err), now: now)
+                return fail("connect to " + (settings.relay.proxy?.text ?? settings.relay.text) + ": " + SysError.describe(err), now: now)
             }
             if now >= deadline {
                 Socket.close(fd)
                 return fail("connect to " + settings.relay.text + ": timed out", now: now)
             }
             return nil
+        case .proxy(let fd, let deadline):
+            let r = proxyReply.withUnsafeBytes { b -> (Int?, Int?) in
+                guard let end = Preamble.headEnd(b) else { return (nil, nil) }
+                return (end, Preamble.status(b, end: end))
+            }
+            if let end = r.0 {
+                guard let code = r.1, code / 100 == 2, end == proxyReply.count else {
+                    Socket.close(fd)
+                    return fail("proxy " + (settings.relay.proxy?.text ?? "") + " refused CONNECT (HTTP "
+                                + (r.1.map { String($0) } ?? "?") + ")", now: now)
+                }
+                return startTLS(fd, now: now)
+            }
+            if proxyReply.count >= Preamble.maxHead || proxyEOF {
+                Socket.close(fd)
+                return fail("proxy " + (settings.relay.proxy?.text ?? "") + " closed or answered garbage", now: now)
+            }
+            if now >= deadline {
+                Socket.close(fd)
+                return fail("proxy " + (settings.relay.proxy?.text ?? "") + ": CONNECT timed out", now: now)
+            }
+            return nil
+        case .upgrade(let link, let mux, let deadline):
+            let inputOK = TunnelPipe.pullInput(link.tls, mux)
+            let r = mux.rx.readable
+            if let end = Preamble.headEnd(r) {
+                let code = Preamble.status(r, end: end)
+                guard code == 101 else {
+                    return fail("relay front answered HTTP " + (code.map { String($0) } ?? "?")
+                                + " instead of 101 (is the path right, and does the proxy pass Upgrade?)", now: now)
+                }
+                mux.rx.consume(end)
+                phase = .hello(link: link, mux: mux, deadline: deadline)
+                return advance(now: now)
+            }
+            if !inputOK || link.socketEOF { return fail("relay front closed the connection during the upgrade", now: now) }
+            if mux.rx.count >= Preamble.maxHead { return fail("relay front sent an oversized HTTP answer", now: now) }
+            if now >= deadline { return fail("HTTP upgrade timed out", now: now) }
+            return nil
         case .tls(let link, let deadline):
             switch link.tls.handshake() {
             case .done:
                 if let problem = checkRelayTLS(link.tls) { return fail(problem, now: now) }
                 let mux = Mux(side: .agent, limits: settings.muxLimits, pool: pool, now: now)
-                phase = .hello(link: link, mux: mux, deadline: now.adding(ms: Limits.helloTimeoutMs))
+                let helloDeadline = now.adding(ms: Limits.helloTimeoutMs)
+                if let path = settings.relay.upgradePath {
+                    _ = link.tls.write(Preamble.upgradeRequest(host: settings.relay.host, port: settings.relay.port, path: path))
+                    link.flush()
+                    phase = .upgrade(link: link, mux: mux, deadline: helloDeadline)
+                } else {
+                    _ = link.tls.write(Preamble.raw)
+                    link.flush()
+                    phase = .hello(link: link, mux: mux, deadline: helloDeadline)
+                }
                 return advance(now: now)
             case .failed(let e):
                 return fail("TLS handshake with " + settings.relay.text + " failed (mbedtls -0x" + String(-Int(e), radix: 16) + ")",
@@ -239,7 +336,9 @@ public final class RelayClient {
         while let ev = mux.poll(now: now) {
             switch ev {
             case .hello(.challenge, let payload):
-                let peerKey: [UInt8]? = link.tls.peerPublicKeyDER
+                // With a CA, TLS may end at a front (nginx, a load balancer): the relay's
+                // own key is then checked only in the hello (pin and signature).
+                let peerKey: [UInt8]? = settings.ca == nil ? link.tls.peerPublicKeyDER : nil
                 let r = HelloAuth.answer(challenge: payload, pinDigest: settings.pin, tlsPeerKey: peerKey,
                                          identity: settings.identity, certificates: settings.certificates,
                                          role: settings.role, token: settings.token, hostnames: settings.hostnames, rng: rng)
@@ -288,11 +387,47 @@ public final class RelayClient {
         return nil
     }
 
+    func startTLS(_ fd: Int32, now: Instant) -> Event? {
+        let tls: TLSSession
+        // Name the server (SNI; with a CA also the name checked): fronts with several
+        // names pick their certificate by it. IP literals are not sent as SNI.
+        let host = settings.relay.host
+        let named = SocketAddress.numeric(host, port: 0) == nil
+        do throws(CryptoError) {
+            tls = try TLSSession(config: tlsConfig, serverName: named ? host : nil)
+        } catch {
+            Socket.close(fd)
+            return fail("tls setup: " + error.message, now: now)
+        }
+        phase = .tls(link: TLSLink(fd: fd, tls: tls), deadline: now.adding(ms: Limits.tlsHandshakeTimeoutMs))
+        return advance(now: now)
+    }
+
+    var proxyEOF = false
+
+    func readProxyReply(_ fd: Int32) {
+        var buf = [UInt8](repeating: 0, count: 1024)
+        while proxyReply.count < Preamble.maxHead {
+            // Byte by byte up to the blank line would be exact; reading a chunk is fine
+            // because a proxy sends nothing after its answer until we speak TLS.
+            let r = buf.withUnsafeMutableBytes { Socket.read(fd, into: $0) }
+            switch r {
+            case .done(let n): proxyReply += buf[0..<n]
+            case .eof, .failed:
+                proxyEOF = true
+                return
+            case .wouldBlock: return
+            }
+        }
+    }
+
     func startConnect(now: Instant) {
         attempts += 1
-        let addrs = SocketAddress.resolve(settings.relay.host, port: settings.relay.port)
+        proxyEOF = false
+        let dial = settings.relay.proxy ?? HostPort(host: settings.relay.host, port: settings.relay.port)
+        let addrs = SocketAddress.resolve(dial.host, port: dial.port ?? 80)
         guard !addrs.isEmpty else {
-            _ = fail("cannot resolve " + Log.quote(settings.relay.host), now: now)
+            _ = fail("cannot resolve " + Log.quote(dial.host), now: now)
             return
         }
         let a = addrs[addressIndex % addrs.count]
@@ -312,9 +447,9 @@ public final class RelayClient {
         inputEnded = nil
         var wasUp = false
         switch phase {
-        case .connecting(let fd, _):
+        case .connecting(let fd, _), .proxy(let fd, _):
             Socket.close(fd)
-        case .tls(let l, _), .hello(let l, _, _):
+        case .tls(let l, _), .upgrade(let l, _, _), .hello(let l, _, _):
             l.close()
         case .ready(let l, _):
             l.close()
@@ -346,6 +481,7 @@ public final class RelayClient {
             l.close()
         }
         if case .connecting(let fd, _) = phase { Socket.close(fd) }
+        if case .proxy(let fd, _) = phase { Socket.close(fd) }
         phase = .stopped
     }
 }

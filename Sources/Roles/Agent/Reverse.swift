@@ -8,6 +8,10 @@ import Wire
 public struct ReversePolicy {
     public var allow: AllowList
     public var authorization: Authorization
+    /// `--hostname NAME --sni-target ADDR:PORT`: public TLS for NAME, routed by the
+    /// relay's SNI listener, goes to this local HTTPS service as is.
+    public var sniHostname: String? = nil
+    public var sniTarget: SocketAddress? = nil
 
     public init(allow: AllowList, authorization: Authorization) {
         self.allow = allow
@@ -38,6 +42,10 @@ public final class Reverse: AgentNode {
     override func tunnelUp(_ id: AgentID, now: Instant) { myID = id }
 
     override func opened(_ id: UInt32, _ open: OpenPayload, mux: Mux, now: Instant) {
+        if case .hostname(let h) = open.target {
+            openSni(id, Registry.canonicalHostname(h), caller: open.caller, mux: mux, now: now)
+            return
+        }
         guard case .device(let d) = open.target, d == myID else {
             mux.refuse(id, .protocolError)
             return
@@ -49,6 +57,49 @@ public final class Reverse: AgentNode {
         }
         splices[id] = Splice(streamID: id, e2e: session, label: "caller " + open.caller.text)
         mux.accept(id)
+    }
+
+    /// A public TLS connection routed by SNI: spliced as is to the --sni-target service.
+    func openSni(_ id: UInt32, _ host: String, caller: PeerAddress, mux: Mux, now: Instant) {
+        guard let mine = policy.sniHostname, Text.equal(Registry.canonicalHostname(mine), host),
+              let target = policy.sniTarget else {
+            mux.refuse(id, .unknownHostname)
+            return
+        }
+        let fd: Int32
+        do throws(SysError) { fd = try Socket.connect(target) } catch {
+            Log.warn("sni_target_failed", "host=" + host + " target=" + target.text + " error=" + Log.quote(error.message))
+            mux.refuse(id, .connectFailed)
+            return
+        }
+        let r = RawSplice(streamID: id, fd: fd, label: "sni " + host + " caller " + caller.text,
+                          buffer: ByteQueue(capacity: Limits.spliceBuffer))
+        r.connectDeadline = now.adding(ms: Limits.targetConnectTimeoutMs)
+        raws[id] = r
+        mux.accept(id)
+    }
+
+    override func prepareRaw(_ r: RawSplice, mux: Mux, now: Instant) {
+        guard let deadline = r.connectDeadline else { return }
+        var failed: String? = nil
+        if r.connectReady {
+            r.connectReady = false
+            let err = Socket.connectError(r.fd)
+            if err == 0 {
+                r.connectDeadline = nil
+                r.canSend = true
+                Log.debug("sni_open", "stream=" + String(r.streamID) + " " + r.label)
+                return
+            }
+            failed = SysError.describe(err)
+        } else if now >= deadline {
+            failed = "connect timed out"
+        }
+        if let f = failed {
+            Log.warn("sni_target_failed", "stream=" + String(r.streamID) + " " + r.label + " error=" + Log.quote(f))
+            mux.reset(r.streamID, .connectFailed)
+            raws.removeValue(forKey: r.streamID)?.closeLocal()
+        }
     }
 
     override func sessionEvent(_ s: Splice, _ ev: E2EEvent, mux: Mux, now: Instant) {

@@ -36,6 +36,14 @@ public enum Limits {
     public static let reverseMaxStreams = MuxLimits.defaultMaxStreamsDevice
     public static let reverseWindow = 64 * 1024
 
+    // SNI routing (relay)
+    /// A public client must send its whole ClientHello within this.
+    public static let sniHelloTimeoutMs: Int64 = 5_000
+    /// Public connections still sending their ClientHello.
+    public static let sniMaxPending = 256
+    /// Public connections routed by SNI, in all.
+    public static let sniMaxConnections = 1024
+
     /// Plaintext staging per spliced TCP connection and direction.
     public static let spliceBuffer = 16 * 1024
     /// listen() backlog of the relay's and the forward's listening sockets.

@@ -10,6 +10,8 @@ public final class Relay: LoopDriver {
     enum TokenKind: UInt8 {
         case listener = 1
         case conn = 2
+        case sniListener = 3
+        case sni = 4
     }
 
     let config: RelayConfig
@@ -27,6 +29,12 @@ public final class Relay: LoopDriver {
     let muxLimits: MuxLimits
     var listener: Int32 = -1
     var listenerReady = false
+    var sniListener: Int32 = -1
+    var sniListenerReady = false
+    var sniConns: [UInt64: SniConn] = [:]
+    var sniPending = 0
+    var sniLog = RateLimit()
+    public private(set) var sniRefused: UInt64 = 0
     var conns: [UInt64: RelayConn] = [:]
     /// Connected devices (reverse role) by ID. A reconnect with the same key replaces the entry at once.
     var online: [AgentID: RelayConn] = [:]
@@ -91,6 +99,13 @@ public final class Relay: LoopDriver {
         } catch {
             throw StartupError("--listen " + config.listenText + ": " + error.message)
         }
+        if let a = config.sniListen {
+            do throws(SysError) {
+                sniListener = try Socket.listen(a, backlog: Limits.maxListenBacklog)
+            } catch {
+                throw StartupError("--sni-listen " + (config.sniListenText ?? "") + ": " + error.message)
+            }
+        }
     }
 
     /// The relay's key and TLS certificate: --cert/--key if given, else a key and a
@@ -150,6 +165,13 @@ public final class Relay: LoopDriver {
         for (serial, c) in conns where !c.link.isClosed {
             set.add(fd: c.link.fd, interest: c.link.interest, token: Token.make(TokenKind.conn.rawValue, serial))
         }
+        if sniListener >= 0 && drainDeadline == nil && sniPending < Limits.sniMaxPending
+            && sniConns.count < Limits.sniMaxConnections {
+            set.add(fd: sniListener, interest: .read, token: Token.make(TokenKind.sniListener.rawValue, 0))
+        }
+        for (serial, s) in sniConns where s.splice.fd >= 0 {
+            set.add(fd: s.splice.fd, interest: s.splice.interest, token: Token.make(TokenKind.sni.rawValue, serial))
+        }
     }
 
     public func ready(token: UInt64, events: PollEvents, now: Instant) {
@@ -161,6 +183,10 @@ public final class Relay: LoopDriver {
             if events.contains(.read) { c.link.receive() }
             if events.contains(.write) { c.link.flush() }
             c.dirty = true
+        case .sniListener:
+            sniListenerReady = true
+        case .sni:
+            sniConns[Token.serial(token)]?.splice.ready(events)
         case nil:
             break
         }
@@ -169,6 +195,10 @@ public final class Relay: LoopDriver {
     public func nextDeadline(now: Instant) -> Instant? {
         for (_, c) in conns where c.dirty { return now }
         var d: Instant? = drainDeadline
+        for (_, s) in sniConns {
+            if s.splice.dirty { return now }
+            if let t = s.deadline, d == nil || t < d! { d = t }
+        }
         for (_, c) in conns {
             for t in [c.deadline, c.phase == .ready ? c.mux.nextDeadline : nil] {
                 if let t = t, d == nil || t < d! { d = t }
@@ -191,6 +221,10 @@ public final class Relay: LoopDriver {
             listenerReady = false
             acceptAll(now: now)
         }
+        if sniListenerReady {
+            sniListenerReady = false
+            acceptSni(now: now)
+        }
         // Drive connections until nothing changes (a join moving bytes marks its partner).
         var rounds = 0
         var again = true
@@ -205,18 +239,28 @@ public final class Relay: LoopDriver {
                     drive(c, now: now)
                 }
             }
+            for (_, s) in sniConns where s.splice.dirty || (s.deadline.map { now >= $0 } ?? false) {
+                s.splice.dirty = false
+                driveSni(s, now: now)
+            }
             for (_, c) in conns where c.dirty { again = true }
+            for (_, s) in sniConns where s.splice.dirty { again = true }
         }
+        for (serial, s) in sniConns where s.closed { sniConns.removeValue(forKey: serial) }
         for (serial, c) in conns where c.link.isClosed {
             conns.removeValue(forKey: serial)
         }
         if let d = drainDeadline {
-            let streams = conns.values.reduce(0) { $0 + $1.joins.count }
+            let streams = conns.values.reduce(0) { $0 + $1.joins.count + $1.sniStreams.count }
             if streams == 0 || now >= d {
                 for (_, c) in conns { close(c, reason: streams == 0 ? "relay stopping" : "drain timeout", now: now) }
                 conns.removeAll()
+                for (_, s) in sniConns { closeSni(s, abort: true) }
+                sniConns.removeAll()
                 Socket.close(listener)
                 listener = -1
+                Socket.close(sniListener)
+                sniListener = -1
                 Log.info("relay_stopped", "streams_reset=" + String(streams))
                 finished = true
             }
@@ -254,16 +298,7 @@ public final class Relay: LoopDriver {
         case .tls:
             switch c.link.tls.handshake() {
             case .done:
-                c.phase = .hello
-                do throws(CryptoError) {
-                    let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng)
-                    c.nonce = nonce
-                    _ = c.mux.sendHello(.challenge, payload)
-                } catch {
-                    close(c, reason: "challenge: " + error.message, now: now)
-                    return
-                }
-                if !TunnelPipe.pushOutput(c.link, c.mux) { close(c, reason: "write failed", now: now); return }
+                c.phase = .preamble
                 drive(c, now: now)
                 return
             case .failed(let e):
@@ -277,6 +312,37 @@ public final class Relay: LoopDriver {
             if let d = c.deadline, now >= d {
                 logFailure(c, "handshake_timeout", "phase=tls", now: now)
                 close(c, reason: nil, now: now)
+            }
+        case .preamble:
+            let inputOK = TunnelPipe.pullInput(c.link.tls, c.mux)
+            switch Preamble.classify(c.mux.rx.readable) {
+            case .raw(let n):
+                c.mux.rx.consume(n)
+                startHello(c, now: now)
+            case .http(let n, let upgrade):
+                c.mux.rx.consume(n)
+                if upgrade {
+                    c.upgraded = true
+                    _ = c.link.tls.write(Preamble.switching)
+                    startHello(c, now: now)
+                } else {
+                    // A health check or a browser: say what this port speaks, then close.
+                    _ = c.link.tls.write(Preamble.upgradeRequired)
+                    c.link.tls.sendCloseNotify()
+                    c.link.flush()
+                    c.phase = .closing
+                    c.deadline = now.adding(ms: 2_000)
+                }
+            case .garbage:
+                logFailure(c, "preamble_failed", "error=not_an_agent", now: now)
+                close(c, reason: nil, now: now)
+            case .needMore:
+                if !inputOK || c.link.socketEOF || c.link.socketError != nil {
+                    close(c, reason: nil, now: now)
+                } else if let d = c.deadline, now >= d {
+                    logFailure(c, "handshake_timeout", "phase=preamble", now: now)
+                    close(c, reason: nil, now: now)
+                }
             }
         case .hello:
             if !TunnelPipe.pullInput(c.link.tls, c.mux) { close(c, reason: nil, now: now); return }
@@ -315,6 +381,24 @@ public final class Relay: LoopDriver {
         }
     }
 
+    /// Sends CHALLENGE (the relay speaks first once it knows the agent's transport).
+    func startHello(_ c: RelayConn, now: Instant) {
+        c.phase = .hello
+        do throws(CryptoError) {
+            let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng)
+            c.nonce = nonce
+            _ = c.mux.sendHello(.challenge, payload)
+        } catch {
+            close(c, reason: "challenge: " + error.message, now: now)
+            return
+        }
+        if !TunnelPipe.pushOutput(c.link, c.mux) {
+            close(c, reason: "write failed", now: now)
+            return
+        }
+        drive(c, now: now)
+    }
+
     func driveReady(_ c: RelayConn, now: Instant) {
         // Frames received before the agent's side ended are handled before closing.
         let inputOK = TunnelPipe.pullInput(c.link.tls, c.mux)
@@ -322,6 +406,7 @@ public final class Relay: LoopDriver {
             handle(ev, on: c, now: now)
             if c.link.isClosed { return }
         }
+        for (_, s) in c.sniStreams where s.splice.pump(c.mux) { s.splice.dirty = true }
         for (_, j) in c.joins {
             if j.move() {
                 j.fwd.dirty = true
@@ -355,17 +440,32 @@ public final class Relay: LoopDriver {
         case .opened(let sid, let open):
             handleOpen(c, sid, open, now: now)
         case .accepted(let sid):
+            if let s = c.sniStreams[sid] {
+                s.phase = .open
+                s.splice.canSend = true
+                s.splice.dirty = true
+                return
+            }
             guard let j = c.joins[sid], j.dev === c else { return }
             j.accepted = true
             j.fwd.mux.accept(j.fwdStream)
             j.fwd.dirty = true
         case .refused(let sid, let reason):
+            if let s = c.sniStreams.removeValue(forKey: sid) {
+                sniRefuse(s, reason: "device_" + reason.text, now: now)
+                return
+            }
             guard let j = c.joins[sid], j.dev === c else { return }
             j.fwd.mux.refuse(j.fwdStream, reason)
             j.detach()
             j.fwd.dirty = true
             Log.info("stream_refused", "device=" + (c.id?.text ?? "-") + " reason=" + reason.text)
         case .reset(let sid, let reason):
+            if let s = c.sniStreams.removeValue(forKey: sid) {
+                Log.debug("sni_reset", "host=" + s.hostname + " client=" + s.peer.text + " reason=" + reason.text)
+                closeSni(s, abort: true)
+                return
+            }
             guard let j = c.joins[sid] else { return }
             if j.fwd === c {
                 j.dev.mux.reset(j.devStream, reason)
@@ -375,8 +475,8 @@ public final class Relay: LoopDriver {
                 j.fwd.dirty = true
             }
             j.detach()
-        case .data, .finished, .credit:
-            break  // bytes and FINs move in the join pass
+        case .data(let sid), .finished(let sid), .credit(let sid):
+            c.sniStreams[sid]?.splice.dirty = true  // joins move their bytes in the join pass
         case .pong(let rtt):
             Log.debug("pong", c.label + " rtt_ms=" + String(rtt))
         case .goaway:
@@ -420,6 +520,105 @@ public final class Relay: LoopDriver {
         case .hostname:
             c.mux.refuse(sid, .unknownHostname)
         }
+    }
+
+    // MARK: - SNI routing
+
+    func acceptSni(now: Instant) {
+        var n = 0
+        while n < 64, let (fd, peer) = Socket.accept(sniListener) {
+            n += 1
+            if sniPending >= Limits.sniMaxPending || sniConns.count >= Limits.sniMaxConnections || drainDeadline != nil {
+                sniRefused += 1
+                Socket.close(fd)
+                continue
+            }
+            let serial = nextSerial
+            nextSerial += 1
+            sniConns[serial] = SniConn(serial: serial, fd: fd, peer: peer, now: now)
+            sniPending += 1
+        }
+    }
+
+    func driveSni(_ s: SniConn, now: Instant) {
+        if s.closed { return }
+        switch s.phase {
+        case .hello(let deadline):
+            switch ClientHelloSNI.parse(s.splice.fromLocal.readable) {
+            case .needMore:
+                if s.splice.localEOF || s.splice.localError != nil {
+                    sniRefuse(s, reason: "closed_before_hello", now: now)
+                } else if now >= deadline {
+                    sniRefuse(s, reason: "hello_timeout", now: now)
+                }
+            case .noSNI:
+                sniRefuse(s, reason: "no_sni", now: now)
+            case .malformed:
+                sniRefuse(s, reason: "not_tls", now: now)
+            case .hostname(let h):
+                routeSni(s, Registry.canonicalHostname(h), now: now)
+            }
+        case .opening:
+            break
+        case .open:
+            guard let dev = s.dev else { return }
+            if s.splice.pump(dev.mux) { dev.dirty = true }
+            if let e = s.splice.localError {
+                Log.debug("sni_reset", "host=" + s.hostname + " client=" + s.peer.text + " error=" + Log.quote(SysError.describe(e)))
+                dev.mux.reset(s.splice.streamID, .closed)
+                dev.sniStreams.removeValue(forKey: s.splice.streamID)
+                dev.dirty = true
+                closeSni(s, abort: true)
+            } else if s.splice.isComplete(dev.mux) {
+                dev.mux.release(s.splice.streamID)
+                dev.sniStreams.removeValue(forKey: s.splice.streamID)
+                dev.dirty = true
+                Log.debug("sni_closed", "host=" + s.hostname + " client=" + s.peer.text + " in=" + String(s.splice.bytesIn)
+                          + " out=" + String(s.splice.bytesOut))
+                closeSni(s, abort: false)
+            }
+        }
+    }
+
+    /// Finds the device that claimed `host` and opens a stream to it for the client.
+    func routeSni(_ s: SniConn, _ host: String, now: Instant) {
+        s.hostname = host
+        guard let owner = registry.owner(ofHostname: host), let dev = online[owner], dev.phase == .ready,
+              Text.contains(dev.hostnames, host) else {
+            sniRefuse(s, reason: "unknown_hostname", now: now)
+            return
+        }
+        let caller = PeerAddress(ip: s.peer.ipBytes, port: s.peer.port)
+        guard let sid = dev.mux.open(.hostname(host), caller: caller, now: now) else {
+            sniRefuse(s, reason: "no_resources", now: now)
+            return
+        }
+        sniPending -= 1
+        s.phase = .opening
+        s.dev = dev
+        s.splice.streamID = sid
+        dev.sniStreams[sid] = s
+        dev.dirty = true
+        Log.debug("sni_open", "host=" + host + " device=" + owner.text + " client=" + s.peer.text)
+    }
+
+    /// Closes a public connection that could not be routed; the reason is counted and logged (rate-limited).
+    func sniRefuse(_ s: SniConn, reason: String, now: Instant) {
+        sniRefused += 1
+        if sniLog.allow(now: now) {
+            let sup = sniLog.takeSuppressed()
+            Log.info("sni_refused", "client=" + s.peer.text + (s.hostname.utf8.isEmpty ? "" : " host=" + s.hostname)
+                     + " reason=" + reason + (sup > 0 ? " suppressed=" + String(sup) : ""))
+        }
+        closeSni(s, abort: false)
+    }
+
+    func closeSni(_ s: SniConn, abort: Bool) {
+        if s.closed { return }
+        if s.isPending { sniPending -= 1 }
+        s.closed = true
+        s.splice.closeLocal(abort: abort)
+        s.dev = nil
     }
 
     // MARK: - Admission
@@ -498,7 +697,8 @@ public final class Relay: LoopDriver {
             }
             online[v.id] = c
         }
-        Log.info("agent_admitted", c.label + " via=" + via + (newlyEnrolled ? " enrolled=yes" : "") + " peer=" + c.peer.text)
+        Log.info("agent_admitted", c.label + " via=" + via + (newlyEnrolled ? " enrolled=yes" : "") + " peer=" + c.peer.text
+                 + (c.upgraded ? " transport=http-upgrade" : ""))
     }
 
     /// Tells the agent nothing but DENIED; the reason goes to our log only.
@@ -540,6 +740,8 @@ public final class Relay: LoopDriver {
             }
             j.detach()
         }
+        for (_, s) in c.sniStreams { closeSni(s, abort: true) }
+        c.sniStreams.removeAll()
         if let id = c.id, let o = online[id], o === c { online.removeValue(forKey: id) }
         if c.phase == .ready {
             c.link.tls.sendCloseNotify()

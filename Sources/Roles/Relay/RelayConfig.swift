@@ -12,6 +12,9 @@ public struct RelayConfig {
     public var enrollSecretFile: String?
     public var openEnrollment: Bool
     public var clientCAFile: String?
+    /// `--sni-listen`: public TLS routed by SNI hostname to devices.
+    public var sniListen: SocketAddress?
+    public var sniListenText: String?
     public var heartbeatMs: Int64
     public var drainTimeoutMs: Int64
 
@@ -24,7 +27,10 @@ public struct RelayConfig {
 
     public init(listen: SocketAddress, listenText: String, stateDir: String, certFile: String?, keyFile: String?,
                 enrollSecretFile: String?, openEnrollment: Bool, clientCAFile: String?, heartbeatMs: Int64,
+                sniListen: SocketAddress? = nil, sniListenText: String? = nil,
                 drainTimeoutMs: Int64 = RelayConfig.defaultDrainTimeoutMs) {
+        self.sniListen = sniListen
+        self.sniListenText = sniListenText
         self.listen = listen
         self.listenText = listenText
         self.stateDir = stateDir

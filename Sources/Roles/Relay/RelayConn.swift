@@ -8,6 +8,8 @@ import Wire
 final class RelayConn {
     enum Phase {
         case tls
+        /// Reading the agent's first bytes: the raw preamble or an HTTP Upgrade request.
+        case preamble
         case hello
         case ready
         /// Sending DENIED (or the last frames); closed once flushed or at the deadline.
@@ -27,6 +29,8 @@ final class RelayConn {
     var hostnames: [String] = []
     /// Streams of this tunnel joined to another tunnel, by this tunnel's stream id.
     var joins: [UInt32: Join] = [:]
+    /// Streams of this (device's) tunnel carrying public connections routed by SNI.
+    var sniStreams: [UInt32: SniConn] = [:]
     var dirty = true
     var closeReason: String? = nil
     let connectedAt: Instant
@@ -40,7 +44,9 @@ final class RelayConn {
         self.deadline = now.adding(ms: Limits.relayHandshakeTimeoutMs)
     }
 
-    var isPending: Bool { phase == .tls || phase == .hello }
+    var isPending: Bool { phase == .tls || phase == .preamble || phase == .hello }
+    /// The agent came through an HTTP Upgrade (a proxy or load balancer in front).
+    var upgraded = false
 
     /// "id=... role=..." or "peer=..." for logs.
     var label: String {
