@@ -15,7 +15,8 @@ public final class Certificate {
         crt.deallocate()
     }
 
-    static func looksLikeCertificate(_ data: [UInt8]) -> Bool {
+    /// A PEM certificate block or DER certificate (versus a key file): parse only these as certificates.
+    public static func looksLikeCertificate(_ data: [UInt8]) -> Bool {
         let marker: [UInt8] = Array("-----BEGIN CERTIFICATE-----".utf8)
         guard data.count >= marker.count else { return data.first == 0x30 && isDERCertificate(data) }
         var i = 0
@@ -105,14 +106,18 @@ public enum CertificateWriter {
         public var isCA: Bool
         public var notBefore: String
         public var notAfter: String
+        /// subjectAltName dNSNames (hostnames a session CA lets the agent claim); none if empty.
+        public var dnsNames: [String]
 
         public init(commonName: String, isCA: Bool = false,
                     notBefore: String = CertificateWriter.selfSignedNotBefore,
-                    notAfter: String = CertificateWriter.selfSignedNotAfter) {
+                    notAfter: String = CertificateWriter.selfSignedNotAfter,
+                    dnsNames: [String] = []) {
             self.commonName = commonName
             self.isCA = isCA
             self.notBefore = notBefore
             self.notAfter = notAfter
+            self.dnsNames = dnsNames
         }
     }
 
@@ -157,9 +162,10 @@ public enum CertificateWriter {
             ? UInt32(MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_DIGITAL_SIGNATURE)
             : UInt32(MBEDTLS_X509_KU_DIGITAL_SIGNATURE)
         try check("key usage", mbedtls_x509write_crt_set_key_usage(&w, usage))
+        if !options.dnsNames.isEmpty { try setSubjectAltName(&w, options.dnsNames) }
         // No subject/authority key identifiers: they need SHA-1, which the release
         // configuration leaves out; chains are built by issuer name and signature.
-        var buf = [UInt8](repeating: 0, count: 2048)
+        var buf = [UInt8](repeating: 0, count: 2048 + options.dnsNames.count * 256)
         let n = buf.withUnsafeMutableBufferPointer { b in
             mbedtls_x509write_crt_der(&w, b.baseAddress, b.count, mbedtls_ctr_drbg_random, rng.context)
         }

@@ -23,8 +23,10 @@ enum Usage {
       agent id [--identity FILE]         print the ID of a key or certificate
       agent token --secret FILE [--valid SECONDS] [--device ID] [--hostname NAME]...
                                          print an enrollment token
-      agent ca init --dir DIR            create a session CA (DIR/ca.pem, DIR/ca-key.pem)
+      agent ca init --dir DIR [--name NAME]
+                                         create a session CA (DIR/ca.pem, DIR/ca-key.pem)
       agent ca issue --dir DIR --identity FILE --name NAME --out FILE
+                     [--hostname NAME]... [--days N]
                                          sign an agent's certificate (present it with --cert FILE)
       agent selftest                     TLS handshake and data over 127.0.0.1 with this build
       agent --help | --version

@@ -59,6 +59,7 @@ enum Main {
             if Text.equal(first, "id") { return try Commands.id(rest) }
             if Text.equal(first, "selftest") { return try SelfTest.run(rest) }
             if Text.equal(first, "token") { return try Commands.token(rest) }
+            if Text.equal(first, "ca") { return try CACommand.run(rest) }
             throw UsageError("unknown command '" + first + "' (see agent --help)")
         } catch {
             Log.writeStderr("agent: " + error.message + "\n")
