@@ -4,8 +4,9 @@
 //
 // Module dependency direction (checked by the compiler):
 //   agent -> Roles -> {Loop, Mux, E2E, Crypto, Wire};  Mux -> Wire;  E2E -> {Crypto, Wire};
-//   Crypto -> {CShims, Wire};  Loop -> CShims.
-// (Crypto uses Wire's ByteQueue and AgentID: Wire is the base of plain byte types.)
+//   Crypto -> {CShims, Wire};  Loop -> {CShims, Wire}.
+// (Wire is the base of plain byte types, with no I/O: Crypto uses its ByteQueue and AgentID,
+// Loop its address text form.)
 // Wire, Mux and E2E never touch a socket, a syscall or the clock.
 //
 // This manifest is the host build (full Swift, Debian's libmbedtls, tests). The static
@@ -29,7 +30,7 @@ let package = Package(
         .target(name: "Mux", dependencies: ["Wire"], swiftSettings: swift5),
         .target(name: "Crypto", dependencies: ["CShims", "Wire"], swiftSettings: swift5),
         .target(name: "E2E", dependencies: ["Crypto", "Wire"], swiftSettings: swift5),
-        .target(name: "Loop", dependencies: ["CShims"], swiftSettings: swift5),
+        .target(name: "Loop", dependencies: ["CShims", "Wire"], swiftSettings: swift5),
         .target(
             name: "Roles", dependencies: ["Loop", "Mux", "E2E", "Crypto", "Wire"],
             swiftSettings: swift5),

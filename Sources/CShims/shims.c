@@ -2,6 +2,7 @@
 #include "CShims.h"
 
 #include <sys/random.h>
+#include <mbedtls/asn1write.h>
 
 const char *shim_mbedtls_version(void) { return MBEDTLS_VERSION_STRING; }
 
@@ -127,3 +128,18 @@ static const mbedtls_ecp_group_id curves[] = {
     MBEDTLS_ECP_DP_NONE
 };
 const mbedtls_ecp_group_id *shim_curves(void) { return curves; }
+
+/* ---- certificates ----------------------------------------------------- */
+int shim_x509write_issuer_from(mbedtls_x509write_cert *w, const mbedtls_x509_crt *ca) {
+    mbedtls_asn1_free_named_data_list(&w->issuer);
+    /* store_named_data prepends; x509write writes the list backwards: the DER
+     * order of the CA's subject is kept. */
+    for (const mbedtls_x509_name *n = &ca->subject; n != NULL; n = n->next) {
+        if (n->oid.p == NULL || n->oid.len == 0) continue;
+        mbedtls_asn1_named_data *d = mbedtls_asn1_store_named_data(&w->issuer, (const char *)n->oid.p, n->oid.len,
+                                                                    n->val.p, n->val.len);
+        if (d == NULL) return MBEDTLS_ERR_X509_ALLOC_FAILED;
+        d->val.tag = n->val.tag;
+    }
+    return 0;
+}

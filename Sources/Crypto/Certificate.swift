@@ -138,13 +138,8 @@ public enum CertificateWriter {
         let subject = "CN=" + options.commonName
         try check("certificate subject", subject.withCString { mbedtls_x509write_crt_set_subject_name(&w, $0) })
         if let issuer = issuer {
-            // The issuer name is the CA's subject; reuse its DER-encoded name.
-            var buf = [CChar](repeating: 0, count: 512)
-            let n = buf.withUnsafeMutableBufferPointer { b in
-                mbedtls_x509_dn_gets(b.baseAddress, b.count, &issuer.crt.pointee.subject)
-            }
-            if n < 0 { throw CryptoError("issuer name", n) }
-            try check("certificate issuer", mbedtls_x509write_crt_set_issuer_name(&w, buf))
+            // The issuer name is exactly the CA's subject name.
+            try check("certificate issuer", shim_x509write_issuer_from(&w, issuer.crt))
         } else {
             try check("certificate issuer", subject.withCString { mbedtls_x509write_crt_set_issuer_name(&w, $0) })
         }

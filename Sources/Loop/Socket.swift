@@ -1,4 +1,5 @@
 import CShims
+import Wire
 
 /// The result of one nonblocking read or write. "Would block" is a value, not an error.
 public enum IOResult: Equatable {
@@ -113,27 +114,13 @@ public struct SocketAddress {
         return false
     }
 
-    /// The address without the port: "127.0.0.1" or "::1".
+    /// The address without the port: "127.0.0.1" or "::1" (RFC 5952). Formatted here
+    /// rather than with inet_ntop, whose musl version pulls printf into the binary.
     public var hostText: String {
-        var buf = [CChar](repeating: 0, count: 64)
-        var s = storage
-        let ok: Bool = withUnsafePointer(to: &s) { sp in
-            buf.withUnsafeMutableBufferPointer { out in
-                if family == AF_INET {
-                    return sp.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
-                        var addr = p.pointee.sin_addr
-                        return inet_ntop(AF_INET, &addr, out.baseAddress, socklen_t(out.count)) != nil
-                    }
-                } else if family == AF_INET6 {
-                    return sp.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
-                        var addr = p.pointee.sin6_addr
-                        return inet_ntop(AF_INET6, &addr, out.baseAddress, socklen_t(out.count)) != nil
-                    }
-                }
-                return false
-            }
-        }
-        return ok ? String(cString: buf) : "?"
+        let t = PeerAddress(ip: ipBytes, port: 0).text
+        if family == AF_INET6 { return Text.slice(t, 1, Text.length(t) - 3) }  // "[...]:0"
+        if family == AF_INET { return Text.slice(t, 0, Text.length(t) - 2) }   // "...:0"
+        return "?"
     }
 
     /// "127.0.0.1:22" or "[::1]:22".

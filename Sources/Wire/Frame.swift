@@ -177,6 +177,11 @@ public struct PeerAddress: Equatable {
         if ip.count == 4 {
             return String(ip[0]) + "." + String(ip[1]) + "." + String(ip[2]) + "." + String(ip[3]) + ":" + String(port)
         }
+        if ip.count == 16 && ip[0..<10].allSatisfy({ $0 == 0 }) && ip[10] == 0xff && ip[11] == 0xff {
+            // RFC 5952 section 5: IPv4-mapped addresses end in dotted decimal.
+            return "[::ffff:" + String(ip[12]) + "." + String(ip[13]) + "." + String(ip[14]) + "." + String(ip[15])
+                + "]:" + String(port)
+        }
         if ip.count == 16 {
             // RFC 5952: the longest run of two or more zero groups becomes "::".
             var groups: [UInt16] = []

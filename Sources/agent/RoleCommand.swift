@@ -82,9 +82,7 @@ enum RoleCommand {
 
     static func runRelay(_ opts: ParsedOptions, heartbeatMs: Int64, rng: Rng) throws(UsageError) -> Int32 {
         let (listen, listenText) = try listenAddress(opts, "listen", default: RelayConfig.defaultListen)!
-        for unsupported in ["metrics"] where opts.has(unsupported) {
-            throw UsageError(opts.source(unsupported) + " is not supported by this build yet")
-        }
+        let metrics = try listenAddress(opts, "metrics", default: nil)
         let sni = try listenAddress(opts, "sni-listen", default: nil)
         let config = RelayConfig(listen: listen, listenText: listenText,
                                  stateDir: opts.value("state") ?? RelayConfig.defaultStateDir,
@@ -92,7 +90,8 @@ enum RoleCommand {
                                  enrollSecretFile: opts.value("enroll-secret"),
                                  openEnrollment: opts.has("open-enrollment"),
                                  clientCAFile: opts.value("client-ca"), heartbeatMs: heartbeatMs,
-                                 sniListen: sni?.0, sniListenText: sni?.1)
+                                 sniListen: sni?.0, sniListenText: sni?.1,
+                                 metrics: metrics?.0, metricsText: metrics?.1)
         let relay: Relay
         do throws(StartupError) {
             relay = try Relay(config: config, rng: rng)

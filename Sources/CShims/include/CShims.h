@@ -132,6 +132,12 @@ static inline int shim_crt_is_ca(const mbedtls_x509_crt *c) { return c->ca_istru
  * when it is defined through other macros). */
 static inline size_t shim_pk_signature_max(void) { return MBEDTLS_PK_SIGNATURE_MAX_SIZE; }
 
+/* Sets a certificate writer's issuer name to the exact subject name of `ca`
+ * (attribute by attribute, string types kept), so the chain links by name.
+ * (mbedtls_x509_dn_gets would do it through text, and pull printf into the
+ * static binary.) 0 on success. */
+int shim_x509write_issuer_from(mbedtls_x509write_cert *w, const mbedtls_x509_crt *ca);
+
 /* ---- misc ---- */
 static inline int shim_sigterm(void) { return SIGTERM; }
 static inline int shim_sigint(void) { return SIGINT; }

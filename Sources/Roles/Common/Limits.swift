@@ -44,6 +44,12 @@ public enum Limits {
     /// Public connections routed by SNI, in all.
     public static let sniMaxConnections = 1024
 
+    // Metrics endpoint (relay --metrics)
+    /// A scrape must send its request within this.
+    public static let metricsTimeoutMs: Int64 = 5_000
+    /// Scrapes served at once.
+    public static let metricsMaxConnections = 8
+
     /// Plaintext staging per spliced TCP connection and direction.
     public static let spliceBuffer = 16 * 1024
     /// listen() backlog of the relay's and the forward's listening sockets.

@@ -12,6 +12,8 @@ public final class Relay: LoopDriver {
         case conn = 2
         case sniListener = 3
         case sni = 4
+        case metricsListener = 5
+        case metrics = 6
     }
 
     let config: RelayConfig
@@ -34,7 +36,10 @@ public final class Relay: LoopDriver {
     var sniConns: [UInt64: SniConn] = [:]
     var sniPending = 0
     var sniLog = RateLimit()
-    public private(set) var sniRefused: UInt64 = 0
+    let stats = RelayStats()
+    var metricsListener: Int32 = -1
+    var metricsListenerReady = false
+    var metricsConns: [MetricsConn] = []
     var conns: [UInt64: RelayConn] = [:]
     /// Connected devices (reverse role) by ID. A reconnect with the same key replaces the entry at once.
     var online: [AgentID: RelayConn] = [:]
@@ -52,10 +57,6 @@ public final class Relay: LoopDriver {
     public private(set) var finished = false
     public private(set) var exitCode: Int32 = 0
 
-    // Counters (logs now, metrics later).
-    public private(set) var admitted: UInt64 = 0
-    public private(set) var denied: UInt64 = 0
-    public private(set) var refusedConnections: UInt64 = 0
 
     public init(config: RelayConfig, rng: Rng) throws(StartupError) {
         self.config = config
@@ -98,6 +99,13 @@ public final class Relay: LoopDriver {
             listener = try Socket.listen(config.listen, backlog: Limits.maxListenBacklog)
         } catch {
             throw StartupError("--listen " + config.listenText + ": " + error.message)
+        }
+        if let a = config.metrics {
+            do throws(SysError) {
+                metricsListener = try Socket.listen(a, backlog: 16)
+            } catch {
+                throw StartupError("--metrics " + (config.metricsText ?? "") + ": " + error.message)
+            }
         }
         if let a = config.sniListen {
             do throws(SysError) {
@@ -172,6 +180,12 @@ public final class Relay: LoopDriver {
         for (serial, s) in sniConns where s.splice.fd >= 0 {
             set.add(fd: s.splice.fd, interest: s.splice.interest, token: Token.make(TokenKind.sni.rawValue, serial))
         }
+        if metricsListener >= 0 && metricsConns.count < Limits.metricsMaxConnections {
+            set.add(fd: metricsListener, interest: .read, token: Token.make(TokenKind.metricsListener.rawValue, 0))
+        }
+        for (i, m) in metricsConns.enumerated() {
+            set.add(fd: m.fd, interest: m.reply.isEmpty ? .read : .write, token: Token.make(TokenKind.metrics.rawValue, UInt64(i)))
+        }
     }
 
     public func ready(token: UInt64, events: PollEvents, now: Instant) {
@@ -187,6 +201,22 @@ public final class Relay: LoopDriver {
             sniListenerReady = true
         case .sni:
             sniConns[Token.serial(token)]?.splice.ready(events)
+        case .metricsListener:
+            metricsListenerReady = true
+        case .metrics:
+            let i = Int(Token.serial(token))
+            if i < metricsConns.count {
+                let m = metricsConns[i]
+                if m.reply.isEmpty {
+                    if m.read() {
+                        m.reply = m.done ? [] : (m.wantsMetrics ? MetricsConn.response("200 OK", renderMetrics())
+                                                               : MetricsConn.response("404 Not Found", "try /metrics\n"))
+                        if !m.reply.isEmpty { m.write() }
+                    }
+                } else {
+                    m.write()
+                }
+            }
         case nil:
             break
         }
@@ -195,6 +225,7 @@ public final class Relay: LoopDriver {
     public func nextDeadline(now: Instant) -> Instant? {
         for (_, c) in conns where c.dirty { return now }
         var d: Instant? = drainDeadline
+        for m in metricsConns where d == nil || m.deadline < d! { d = m.deadline }
         for (_, s) in sniConns {
             if s.splice.dirty { return now }
             if let t = s.deadline, d == nil || t < d! { d = t }
@@ -224,6 +255,13 @@ public final class Relay: LoopDriver {
         if sniListenerReady {
             sniListenerReady = false
             acceptSni(now: now)
+        }
+        metricsConns.removeAll { $0.done || now >= $0.deadline }
+        if metricsListenerReady {
+            metricsListenerReady = false
+            while metricsConns.count < Limits.metricsMaxConnections, let (fd, _) = Socket.accept(metricsListener) {
+                metricsConns.append(MetricsConn(fd: fd, now: now))
+            }
         }
         // Drive connections until nothing changes (a join moving bytes marks its partner).
         var rounds = 0
@@ -274,7 +312,8 @@ public final class Relay: LoopDriver {
         while n < 64, let (fd, peer) = Socket.accept(listener) {
             n += 1
             if pending >= Limits.relayMaxPendingHandshakes || conns.count >= Limits.relayMaxTunnels || drainDeadline != nil {
-                refusedConnections += 1
+                RelayStats.bump(&stats.drops, pending >= Limits.relayMaxPendingHandshakes ? "pending_limit"
+                                : drainDeadline != nil ? "draining" : "tunnel_limit")
                 Socket.close(fd)
                 continue
             }
@@ -459,6 +498,7 @@ public final class Relay: LoopDriver {
             j.fwd.mux.refuse(j.fwdStream, reason)
             j.detach()
             j.fwd.dirty = true
+            RelayStats.bump(&stats.refusals, reason.text)
             Log.info("stream_refused", "device=" + (c.id?.text ?? "-") + " reason=" + reason.text)
         case .reset(let sid, let reason):
             if let s = c.sniStreams.removeValue(forKey: sid) {
@@ -490,11 +530,11 @@ public final class Relay: LoopDriver {
 
     func handleOpen(_ c: RelayConn, _ sid: UInt32, _ open: OpenPayload, now: Instant) {
         guard c.role == .forward else {
-            c.mux.refuse(sid, .notAuthorized)
+            refuseOpen(c, sid, .notAuthorized)
             return
         }
         guard drainDeadline == nil else {
-            c.mux.refuse(sid, .goingAway)
+            refuseOpen(c, sid, .goingAway)
             return
         }
         switch open.target {
@@ -502,24 +542,31 @@ public final class Relay: LoopDriver {
             var devID = askedID
             if let (from, to) = faultRoute, from == askedID { devID = to }
             guard let d = online[devID], d.phase == .ready, !d.link.isClosed else {
-                c.mux.refuse(sid, .noSuchDevice)
+                refuseOpen(c, sid, .noSuchDevice)
                 Log.info("stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text + " reason=no_such_device")
                 return
             }
             guard let dsid = d.mux.open(.device(devID), origin: c.id?.bytes ?? [UInt8](repeating: 0, count: 20),
                                         caller: open.caller, now: now) else {
-                c.mux.refuse(sid, .noResources)
+                refuseOpen(c, sid, .noResources)
                 Log.warn("stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text + " reason=no_resources")
                 return
             }
-            let j = Join(fwd: c, fwdStream: sid, dev: d, devStream: dsid)
+            let j = Join(fwd: c, fwdStream: sid, dev: d, devStream: dsid, stats: stats)
+            stats.streamsOpened += 1
             c.joins[sid] = j
             d.joins[dsid] = j
             d.dirty = true
             Log.debug("stream_open", "from=" + (c.id?.text ?? "-") + " device=" + devID.text + " caller=" + open.caller.text)
         case .hostname:
-            c.mux.refuse(sid, .unknownHostname)
+            refuseOpen(c, sid, .unknownHostname)
         }
+    }
+
+    /// Refuses a forward's open and counts the reason.
+    func refuseOpen(_ c: RelayConn, _ sid: UInt32, _ reason: Reason) {
+        RelayStats.bump(&stats.refusals, reason.text)
+        c.mux.refuse(sid, reason)
     }
 
     // MARK: - SNI routing
@@ -529,7 +576,7 @@ public final class Relay: LoopDriver {
         while n < 64, let (fd, peer) = Socket.accept(sniListener) {
             n += 1
             if sniPending >= Limits.sniMaxPending || sniConns.count >= Limits.sniMaxConnections || drainDeadline != nil {
-                sniRefused += 1
+                RelayStats.bump(&stats.drops, "sni_limit")
                 Socket.close(fd)
                 continue
             }
@@ -604,7 +651,7 @@ public final class Relay: LoopDriver {
 
     /// Closes a public connection that could not be routed; the reason is counted and logged (rate-limited).
     func sniRefuse(_ s: SniConn, reason: String, now: Instant) {
-        sniRefused += 1
+        RelayStats.bump(&stats.drops, "sni_" + reason)
         if sniLog.allow(now: now) {
             let sup = sniLog.takeSuppressed()
             Log.info("sni_refused", "client=" + s.peer.text + (s.hostname.utf8.isEmpty ? "" : " host=" + s.hostname)
@@ -615,6 +662,8 @@ public final class Relay: LoopDriver {
 
     func closeSni(_ s: SniConn, abort: Bool) {
         if s.closed { return }
+        stats.sniBytesIn += s.splice.bytesIn
+        stats.sniBytesOut += s.splice.bytesOut
         if s.isPending { sniPending -= 1 }
         s.closed = true
         s.splice.closeLocal(abort: abort)
@@ -688,7 +737,7 @@ public final class Relay: LoopDriver {
         c.phase = .ready
         c.deadline = nil
         pending -= 1
-        admitted += 1
+        stats.admitted += 1
         _ = c.mux.sendHello(.welcome, WelcomeMessage(id: v.id, newlyEnrolled: newlyEnrolled).encode())
         c.mux.helloFinished(now: now)
         if m.role == .reverse {
@@ -703,7 +752,7 @@ public final class Relay: LoopDriver {
 
     /// Tells the agent nothing but DENIED; the reason goes to our log only.
     func deny(_ c: RelayConn, reason: String, now: Instant) {
-        denied += 1
+        RelayStats.bump(&stats.handshakeFailures, reason)
         if deniedLog.allow(now: now) {
             let s = deniedLog.takeSuppressed()
             Log.warn("agent_denied", "peer=" + c.peer.text + " reason=" + reason + (s > 0 ? " suppressed=" + String(s) : ""))
@@ -717,6 +766,7 @@ public final class Relay: LoopDriver {
     }
 
     func logFailure(_ c: RelayConn, _ what: StaticString, _ detail: String, now: Instant) {
+        RelayStats.bump(&stats.handshakeFailures, what.description)
         if failLog.allow(now: now) {
             let s = failLog.takeSuppressed()
             Log.info(what, "peer=" + c.peer.text + " " + detail + (s > 0 ? " suppressed=" + String(s) : ""))

@@ -15,6 +15,9 @@ public struct RelayConfig {
     /// `--sni-listen`: public TLS routed by SNI hostname to devices.
     public var sniListen: SocketAddress?
     public var sniListenText: String?
+    /// `--metrics`: Prometheus text format at /metrics.
+    public var metrics: SocketAddress?
+    public var metricsText: String?
     public var heartbeatMs: Int64
     public var drainTimeoutMs: Int64
 
@@ -28,7 +31,10 @@ public struct RelayConfig {
     public init(listen: SocketAddress, listenText: String, stateDir: String, certFile: String?, keyFile: String?,
                 enrollSecretFile: String?, openEnrollment: Bool, clientCAFile: String?, heartbeatMs: Int64,
                 sniListen: SocketAddress? = nil, sniListenText: String? = nil,
+                metrics: SocketAddress? = nil, metricsText: String? = nil,
                 drainTimeoutMs: Int64 = RelayConfig.defaultDrainTimeoutMs) {
+        self.metrics = metrics
+        self.metricsText = metricsText
         self.sniListen = sniListen
         self.sniListenText = sniListenText
         self.listen = listen

@@ -59,6 +59,7 @@ final class RelayConn {
 /// fixed receive buffer per leg (the muxes' pool buffers) and forwards credit
 /// as it frees room: hop-by-hop flow control, the bytes stay opaque.
 final class Join {
+    let stats: RelayStats
     let fwd: RelayConn
     let fwdStream: UInt32
     let dev: RelayConn
@@ -69,7 +70,8 @@ final class Join {
     var bytesUp: UInt64 = 0     // forward -> device
     var bytesDown: UInt64 = 0   // device -> forward
 
-    init(fwd: RelayConn, fwdStream: UInt32, dev: RelayConn, devStream: UInt32) {
+    init(fwd: RelayConn, fwdStream: UInt32, dev: RelayConn, devStream: UInt32, stats: RelayStats) {
+        self.stats = stats
         self.fwd = fwd
         self.fwdStream = fwdStream
         self.dev = dev
@@ -85,13 +87,17 @@ final class Join {
     func move() -> Bool {
         guard accepted else { return false }
         var moved = false
-        if pass(from: fwd, fwdStream, to: dev, devStream, finPassed: &fwdFinPassed, counter: &bytesUp) { moved = true }
-        if pass(from: dev, devStream, to: fwd, fwdStream, finPassed: &devFinPassed, counter: &bytesDown) { moved = true }
+        if pass(from: fwd, fwdStream, to: dev, devStream, finPassed: &fwdFinPassed, counter: &bytesUp, total: &stats.bytesUp) {
+            moved = true
+        }
+        if pass(from: dev, devStream, to: fwd, fwdStream, finPassed: &devFinPassed, counter: &bytesDown, total: &stats.bytesDown) {
+            moved = true
+        }
         return moved
     }
 
     private func pass(from a: RelayConn, _ aID: UInt32, to b: RelayConn, _ bID: UInt32, finPassed: inout Bool,
-                      counter: inout UInt64) -> Bool {
+                      counter: inout UInt64, total: inout UInt64) -> Bool {
         guard let buf = a.mux.receiveBuffer(aID), b.mux.exists(bID) else { return false }
         var moved = false
         if !buf.isEmpty {
@@ -99,6 +105,7 @@ final class Join {
             if n > 0 {
                 buf.consume(n)
                 counter += UInt64(n)
+                total += UInt64(n)
                 moved = true
             }
         }

@@ -1,0 +1,132 @@
+import Loop
+import Wire
+
+/// Counters of the relay, for logs and for `--metrics` (Prometheus text format).
+/// Reasons are few and fixed, so counters by reason are short lists searched by
+/// name (no String hashing in the binary).
+final class RelayStats {
+    var bytesUp: UInt64 = 0        // forward -> device
+    var bytesDown: UInt64 = 0      // device -> forward
+    var streamsOpened: UInt64 = 0
+    var sniBytesIn: UInt64 = 0
+    var sniBytesOut: UInt64 = 0
+    var admitted: UInt64 = 0
+    /// Streams refused, by reason.
+    var refusals: [(String, UInt64)] = []
+    /// Connections that did not become tunnels, by reason (TLS, preamble, hello, admission).
+    var handshakeFailures: [(String, UInt64)] = []
+    /// Connections closed at a limit, and public SNI connections that could not be routed.
+    var drops: [(String, UInt64)] = []
+
+    static func bump(_ list: inout [(String, UInt64)], _ reason: String) {
+        for i in 0..<list.count where Text.equal(list[i].0, reason) {
+            list[i].1 += 1
+            return
+        }
+        list.append((reason, 1))
+    }
+}
+
+/// `--metrics ADDR:PORT`: a minimal HTTP/1.1 endpoint that answers `GET /metrics`
+/// and closes. Requests are read within `Limits.metricsTimeoutMs` and
+/// `Preamble.maxHead` bytes; at most `Limits.metricsMaxConnections` at once.
+final class MetricsConn {
+    let fd: Int32
+    var request: [UInt8] = []
+    var reply: [UInt8] = []
+    var sent = 0
+    let deadline: Instant
+    var done = false
+
+    init(fd: Int32, now: Instant) {
+        self.fd = fd
+        deadline = now.adding(ms: Limits.metricsTimeoutMs)
+    }
+
+    deinit { Socket.close(fd) }
+
+    /// Reads what is there; true once the request head is complete (or hopeless).
+    func read() -> Bool {
+        var buf = [UInt8](repeating: 0, count: 1024)
+        while request.count < Preamble.maxHead {
+            switch buf.withUnsafeMutableBytes({ Socket.read(fd, into: $0) }) {
+            case .done(let n): request += buf[0..<n]
+            case .wouldBlock: return request.withUnsafeBytes { Preamble.headEnd($0) != nil }
+            case .eof, .failed:
+                done = true
+                return true
+            }
+        }
+        return true
+    }
+
+    func write() {
+        while sent < reply.count {
+            let r = reply.withUnsafeBytes { Socket.write(fd, UnsafeRawBufferPointer(rebasing: $0[sent...])) }
+            guard case .done(let n) = r else {
+                if case .wouldBlock = r { return }
+                done = true
+                return
+            }
+            sent += n
+        }
+        done = true
+    }
+
+    static func response(_ status: String, _ body: String) -> [UInt8] {
+        Array(("HTTP/1.1 " + status + "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: "
+               + String(body.utf8.count) + "\r\nConnection: close\r\n\r\n" + body).utf8)
+    }
+
+    /// "GET /metrics " at the start of the request line.
+    var wantsMetrics: Bool { request.starts(with: Array("GET /metrics ".utf8)) || request.starts(with: Array("GET /metrics?".utf8)) }
+}
+
+extension Relay {
+    func renderMetrics() -> String {
+        var reverse = 0, forward = 0, streams = 0
+        for (_, c) in conns where c.phase == .ready {
+            if c.role == .reverse { reverse += 1 } else { forward += 1 }
+            streams += c.sniStreams.count
+        }
+        for (_, c) in conns where c.phase == .ready && c.role == .forward { streams += c.joins.count }
+        var o = ""
+        func metric(_ name: String, _ type: String, _ help: String) {
+            o += "# HELP agent_relay_" + name + " " + help + "\n# TYPE agent_relay_" + name + " " + type + "\n"
+        }
+        func line(_ name: String, _ labels: String, _ v: UInt64) {
+            o += "agent_relay_" + name + (labels.utf8.isEmpty ? "" : "{" + labels + "}") + " " + String(v) + "\n"
+        }
+        metric("tunnels", "gauge", "Agents with a tunnel up, by role.")
+        line("tunnels", "role=\"reverse\"", UInt64(reverse))
+        line("tunnels", "role=\"forward\"", UInt64(forward))
+        metric("pending_handshakes", "gauge", "Connections in TLS, preamble or hello.")
+        line("pending_handshakes", "", UInt64(pending))
+        metric("streams", "gauge", "Streams joined through the relay (including SNI-routed connections).")
+        line("streams", "", UInt64(streams))
+        metric("streams_opened_total", "counter", "Streams joined since start.")
+        line("streams_opened_total", "", stats.streamsOpened)
+        metric("stream_bytes_total", "counter", "Stream bytes moved, forward to device (up) and back (down).")
+        line("stream_bytes_total", "direction=\"up\"", stats.bytesUp)
+        line("stream_bytes_total", "direction=\"down\"", stats.bytesDown)
+        metric("sni_bytes_total", "counter", "Bytes of SNI-routed public connections, from (in) and to (out) the clients.")
+        line("sni_bytes_total", "direction=\"in\"", stats.sniBytesIn)
+        line("sni_bytes_total", "direction=\"out\"", stats.sniBytesOut)
+        metric("sni_connections", "gauge", "Public connections on the SNI listener.")
+        line("sni_connections", "", UInt64(sniConns.count))
+        metric("admitted_total", "counter", "Agents admitted.")
+        line("admitted_total", "", stats.admitted)
+        metric("refusals_total", "counter", "Streams refused, by reason.")
+        for (r, v) in stats.refusals { line("refusals_total", "reason=\"" + r + "\"", v) }
+        metric("handshake_failures_total", "counter", "Connections that did not become tunnels, by reason.")
+        for (r, v) in stats.handshakeFailures { line("handshake_failures_total", "reason=\"" + r + "\"", v) }
+        metric("drops_total", "counter", "Connections dropped at a limit or not routable, by reason.")
+        for (r, v) in stats.drops { line("drops_total", "reason=\"" + r + "\"", v) }
+        metric("buffer_pool_buffers", "gauge", "Stream buffers in use and the pool's limit.")
+        line("buffer_pool_buffers", "state=\"in_use\"", UInt64(pool.inUse))
+        line("buffer_pool_buffers", "state=\"limit\"", UInt64(pool.limit))
+        metric("buffer_pool_bytes", "gauge", "Bytes of stream buffers in use.")
+        line("buffer_pool_bytes", "", UInt64(pool.inUse * pool.bufferSize))
+        return o
+    }
+}
