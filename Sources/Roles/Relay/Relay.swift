@@ -705,8 +705,15 @@ public final class Relay: LoopDriver {
                 return deny(c, reason: "token_without_enroll_secret", now: now)
             }
         }
+        // A certificate from the session CA admits the key and grants the host names it lists.
+        let caValid = clientCA.map { v.chain.verify(trustedBy: $0) == 0 } ?? false
+        if caValid {
+            for h in v.chain.dnsNames.map({ Registry.canonicalHostname($0) }) where !Text.contains(granted, h) {
+                granted.append(h)
+            }
+        }
         if entry == nil && via.isEmpty {
-            if let ca = clientCA, v.chain.verify(trustedBy: ca) == 0 {
+            if caValid {
                 via = "ca"
             } else if config.openEnrollment {
                 via = "open"
