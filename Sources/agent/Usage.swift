@@ -39,6 +39,10 @@ enum Usage {
       --reconnect-max SECONDS
                              cap of the reconnect backoff, agents (default 30)
 
+    The relay is checked by --relay-pin (its key), by --ca (its TLS certificate and name), or
+    both: behind a front that terminates TLS (nginx on 443), --ca checks the front and the pin
+    the relay itself.
+
     Defaults: relay --listen 0.0.0.0:7443, --state ./relay-state (its key, certificate and
     registry; the relay prints its pin sha256:<hex> at start); --identity ./agent-identity.pem.
 
