@@ -198,7 +198,7 @@ public final class Mux {
                 guard let s = streams[h.stream] else { return nil }  // we already gave up on it
                 guard s.phase == .opening else { return fail(.unexpected(type.rawValue)) }
                 s.phase = .open
-                s.sendCredit = Int(w)
+                s.sendCredit = Mux.credit(w)
                 return .accepted(h.stream)
             case .refuse:
                 let r = try ControlPayload.decodeReason(p, .refuse)
@@ -231,9 +231,9 @@ public final class Mux {
                 let inc = try ControlPayload.decodeU32(p, .window)
                 guard inc > 0 else { return fail(.malformed(type.rawValue)) }
                 guard let s = streams[h.stream], s.phase == .open else { return nil }
-                let total = s.sendCredit + Int(inc)
-                guard total <= Int(Int32.max) else { return fail(.creditViolation(h.stream)) }
-                s.sendCredit = total
+                let total = Int64(s.sendCredit) + Int64(inc)
+                guard total <= Int64(Int32.max) else { return fail(.creditViolation(h.stream)) }
+                s.sendCredit = Int(total)
                 return .credit(h.stream)
             }
         } catch {
@@ -255,10 +255,15 @@ public final class Mux {
             queueRefuse(id, .noResources)
             return nil
         }
-        let s = MuxStream(id: id, phase: .pendingAccept, receive: buf, sendCredit: Int(open.window), recvCredit: 0, now: now)
+        let s = MuxStream(id: id, phase: .pendingAccept, receive: buf, sendCredit: Mux.credit(open.window), recvCredit: 0, now: now)
         streams[id] = s
         return .opened(id, open)
     }
+
+    /// A window from the peer (u32 on the wire) as send credit. Credit never exceeds
+    /// Int32.max, so it fits `Int` on 32-bit targets (armv7), where `Int(UInt32)` of a
+    /// larger value traps; a sender cannot use more than a buffer's worth anyway.
+    static func credit(_ window: UInt32) -> Int { Int(min(window, UInt32(Int32.max))) }
 
     // MARK: - Commands
 
