@@ -275,3 +275,54 @@ public enum Socket {
         return (fds[0], fds[1])
     }
 }
+
+/// Moving bytes between a nonblocking socket and a `ByteQueue`.
+public enum SocketQueue {
+    /// How a fill or drain ended.
+    public enum End: Equatable {
+        /// The socket would block, or the queue is full (fill) / empty (drain).
+        case wouldBlock
+        case eof
+        case failed(Int32)
+    }
+
+    /// Reads into `q` until it is full or the socket would block. Returns the bytes read
+    /// and, if the socket ended or failed, how.
+    public static func fill(_ fd: Int32, _ q: ByteQueue) -> (bytes: Int, end: End) {
+        var total = 0
+        while q.freeSpace > 0 {
+            let room = q.writable()
+            switch Socket.read(fd, into: room) {
+            case .done(let n):
+                q.commit(n)
+                total += n
+                if n < room.count { return (total, .wouldBlock) }
+            case .wouldBlock:
+                return (total, .wouldBlock)
+            case .eof:
+                return (total, .eof)
+            case .failed(let e):
+                return (total, .failed(e))
+            }
+        }
+        return (total, .wouldBlock)
+    }
+
+    /// Writes from `q` until it is empty or the socket would block. Returns the bytes
+    /// written and `.failed` if the socket failed.
+    public static func drain(_ fd: Int32, _ q: ByteQueue) -> (bytes: Int, end: End) {
+        var total = 0
+        while !q.isEmpty {
+            switch Socket.write(fd, q.readable) {
+            case .done(let n):
+                q.consume(n)
+                total += n
+            case .wouldBlock, .eof:
+                return (total, .wouldBlock)
+            case .failed(let e):
+                return (total, .failed(e))
+            }
+        }
+        return (total, .wouldBlock)
+    }
+}

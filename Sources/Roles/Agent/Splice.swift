@@ -83,39 +83,17 @@ final class Splice {
 
     func readLocal() {
         guard fd >= 0, established, !localEOF, localError == nil else { return }
-        while fromLocal.freeSpace > 0 {
-            let room = fromLocal.writable()
-            switch Socket.read(fd, into: room) {
-            case .done(let n):
-                fromLocal.commit(n)
-                bytesFromLocal += UInt64(n)
-                if n < room.count { return }
-            case .wouldBlock:
-                return
-            case .eof:
-                localEOF = true
-                return
-            case .failed(let e):
-                localError = e
-                return
-            }
-        }
+        let (n, end) = SocketQueue.fill(fd, fromLocal)
+        bytesFromLocal += UInt64(n)
+        if end == .eof { localEOF = true }
+        if case .failed(let e) = end { localError = e }
     }
 
     func writeLocal() {
         guard fd >= 0, localError == nil else { return }
-        while !toLocal.isEmpty {
-            switch Socket.write(fd, toLocal.readable) {
-            case .done(let n):
-                toLocal.consume(n)
-                bytesToLocal += UInt64(n)
-            case .wouldBlock, .eof:
-                return
-            case .failed(let e):
-                localError = e
-                return
-            }
-        }
+        let (n, end) = SocketQueue.drain(fd, toLocal)
+        bytesToLocal += UInt64(n)
+        if case .failed(let e) = end { localError = e }
     }
 
     /// A fingerprint of everything a pump can change: equal before and after means no progress.

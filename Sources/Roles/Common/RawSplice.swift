@@ -74,23 +74,10 @@ final class RawSplice {
 
     func readLocal() {
         guard fd >= 0, !localEOF, localError == nil else { return }
-        while fromLocal.freeSpace > 0 {
-            let room = fromLocal.writable()
-            switch Socket.read(fd, into: room) {
-            case .done(let n):
-                fromLocal.commit(n)
-                bytesIn += UInt64(n)
-                if n < room.count { return }
-            case .wouldBlock:
-                return
-            case .eof:
-                localEOF = true
-                return
-            case .failed(let e):
-                localError = e
-                return
-            }
-        }
+        let (n, end) = SocketQueue.fill(fd, fromLocal)
+        bytesIn += UInt64(n)
+        if end == .eof { localEOF = true }
+        if case .failed(let e) = end { localError = e }
     }
 
     /// Moves bytes both ways. Returns true if anything moved.
@@ -98,19 +85,11 @@ final class RawSplice {
     func pump(_ mux: Mux) -> Bool {
         var moved = false
         if connected, let rb = mux.receiveBuffer(streamID) {
-            while !rb.isEmpty && localError == nil {
-                switch Socket.write(fd, rb.readable) {
-                case .done(let n):
-                    rb.consume(n)
-                    bytesOut += UInt64(n)
-                    moved = true
-                    continue
-                case .failed(let e):
-                    localError = e
-                case .wouldBlock, .eof:
-                    break
-                }
-                break
+            if localError == nil {
+                let (n, end) = SocketQueue.drain(fd, rb)
+                bytesOut += UInt64(n)
+                if n > 0 { moved = true }
+                if case .failed(let e) = end { localError = e }
             }
             pendingOut = !rb.isEmpty
             if rb.isEmpty && !localShut, let info = mux.info(streamID), info.finReceived {

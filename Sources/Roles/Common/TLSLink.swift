@@ -34,27 +34,17 @@ public final class TLSLink {
     @discardableResult
     public func receive() -> Int {
         guard fd >= 0, socketError == nil, !socketEOF else { return 0 }
-        var total = 0
-        while tls.inbound.freeSpace > 0 {
-            let room = tls.inbound.writable()
-            switch Socket.read(fd, into: room) {
-            case .done(let n):
-                tls.inbound.commit(n)
-                total += n
-                if n < room.count { return total }
-            case .wouldBlock:
-                return total
-            case .eof:
-                socketEOF = true
-                tls.transportEOF()
-                return total
-            case .failed(let e):
-                socketError = e
-                tls.transportEOF()
-                return total
-            }
+        let (n, end) = SocketQueue.fill(fd, tls.inbound)
+        switch end {
+        case .wouldBlock: break
+        case .eof:
+            socketEOF = true
+            tls.transportEOF()
+        case .failed(let e):
+            socketError = e
+            tls.transportEOF()
         }
-        return total
+        return n
     }
 
     /// Writes queued ciphertext to the socket until it is empty or the socket would block.
@@ -62,20 +52,9 @@ public final class TLSLink {
     @discardableResult
     public func flush() -> Int {
         guard fd >= 0, socketError == nil else { return 0 }
-        var total = 0
-        while !tls.outbound.isEmpty {
-            switch Socket.write(fd, tls.outbound.readable) {
-            case .done(let n):
-                tls.outbound.consume(n)
-                total += n
-            case .wouldBlock, .eof:
-                return total
-            case .failed(let e):
-                socketError = e
-                return total
-            }
-        }
-        return total
+        let (n, end) = SocketQueue.drain(fd, tls.outbound)
+        if case .failed(let e) = end { socketError = e }
+        return n
     }
 
     /// What to ask poll() for: read while the session wants input and has room for it,
