@@ -417,9 +417,13 @@ public final class Mux {
         for (_, s) in streams {
             if s.acceptPending { writeAccept(s) }
             if s.phase == .open && !s.finReceived && !s.acceptPending {
+                // Credit is topped up once a quarter of the window has been used and
+                // freed, not after every small message: a request/response stream then
+                // sends no WINDOW frames at all (each one would cost a record and a
+                // wake-up on every hop).
                 let grantable = s.receive.freeSpace - s.recvCredit
                 let threshold = max(1, s.receive.capacity / 4)
-                if grantable > 0 && (grantable >= threshold || s.receive.isEmpty), fits(4) {
+                if grantable >= threshold, fits(4) {
                     FrameCodec.append(.window, stream: s.id, payload: ControlPayload.window(UInt32(grantable)), to: tx)
                     s.recvCredit += grantable
                 }
