@@ -106,7 +106,7 @@ def test_sni_routing_with_curl_and_openssl(sni):
     assert r.returncode == 0, r.stderr
     assert "served by the device" in r.stdout
     r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername", HOSTNAME,
-                        "-CAfile", ca, "-verify_return_error", "-verify_hostname", HOSTNAME, "-brief"],
+                        "-CAfile", ca, "-verify_return_error", "-verify_hostname", HOSTNAME, "-brief", "-ign_eof"],
                        input="GET / HTTP/1.0\r\n\r\n", capture_output=True, text=True, timeout=20)
     assert "Verification: OK" in r.stderr
     assert "served by the device" in r.stdout
