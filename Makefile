@@ -18,6 +18,7 @@ deps:
 
 include cross/release.mk
 include cross/chachapoly/chachapoly.mk
+include bench/bench.mk
 
 host: deps
 	swift build
