@@ -523,7 +523,8 @@ def many_streams(port, streams, size, sample=None, timeout=120.0):
     called every ~20 ms during the transfer and once more while every stream is still open."""
     sel = selectors.DefaultSelector()
     conns = []
-    out = memoryview(struct.pack(">cQ", b"E", 0) + bytes(PAYLOAD[:size]))  # what every stream sends
+    body = bytes(PAYLOAD) * (size // len(PAYLOAD) + 1)
+    out = memoryview(struct.pack(">cQ", b"E", 0) + body[:size])  # what every stream sends
     t0 = time.perf_counter()
     for _ in range(streams):
         s = socket.socket()
@@ -990,6 +991,16 @@ def git_head():
         return None
 
 
+def sources_changed():
+    """Files under Sources/ that differ from HEAD (the binary may include them)."""
+    try:
+        out = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "Sources"], capture_output=True,
+                             text=True, timeout=10).stdout
+        return [line[3:] for line in out.splitlines() if line.strip()]
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--agent", default=os.path.join(ROOT, "build", "agent-x86_64"))
@@ -1017,7 +1028,8 @@ def main():
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
                     "loadavg_at_start": os.getloadavg()},
         "agent": {"binary": os.path.relpath(args.agent, ROOT), "sha256": hashlib.sha256(open(agent_bin, "rb").read()).hexdigest(),
-                  "git_head": git_head()},
+                  "git_head": git_head(), "sources_changed_since_head": sources_changed(),
+                  "built": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(args.agent)))},
         "openssh": subprocess.run([SSH, "-V"], capture_output=True, text=True).stderr.strip(),
         "config": dict(CFG),
     }
@@ -1059,9 +1071,11 @@ def main():
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
     print()
-    print("agent vs OpenSSH on 127.0.0.1, %s, %d CPUs, load at start %.2f; %s; %s (%s)" % (
+    changed = results["agent"]["sources_changed_since_head"]
+    print("agent vs OpenSSH on 127.0.0.1, %s, %d CPUs, load at start %.2f; %s; %s (HEAD %s%s)" % (
         results["date"], os.cpu_count(), results["machine"]["loadavg_at_start"][0], results["openssh"],
-        results["agent"]["binary"], results["agent"]["git_head"]))
+        results["agent"]["binary"], results["agent"]["git_head"],
+        ", %d files changed under Sources/" % len(changed) if changed else ""))
     print("medians of %d rounds (throughput, 100 streams), %d (round trips); MB = 10^6 bytes; RSS in KiB (VmRSS)" % (
         CFG["bulk_rounds"], CFG["rtt_rounds"]))
     print()
