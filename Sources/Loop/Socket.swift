@@ -207,6 +207,14 @@ public enum Socket {
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// Keeps at most `bytes` of unsent data queued in the kernel (TCP_NOTSENT_LOWAT):
+    /// the socket reports writable only below it, so bulk data waits in our own
+    /// queues, where a latency-sensitive frame can still get ahead of it.
+    public static func setNotSentLowWater(_ fd: Int32, _ bytes: Int32) {
+        var v = bytes
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), shim_tcp_notsent_lowat(), &v, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     public static func setBufferSizes(_ fd: Int32, send: Int32, receive: Int32) {
         var s = send
         var r = receive

@@ -87,7 +87,8 @@ public final class Mux {
     public func helloFinished(now: Instant) {
         helloDone = true
         lastReceived = now
-        nextPing = now.adding(ms: limits.heartbeatMs)
+        // A first PING at once measures the round trip, which sizes stream credit.
+        startPing(now: now)
     }
 
     // MARK: - Input
@@ -275,8 +276,9 @@ public final class Mux {
               let buf = pool.take() else { return nil }
         let id = nextLocalID
         nextLocalID &+= 2
-        let s = MuxStream(id: id, phase: .opening, receive: buf, sendCredit: 0, recvCredit: buf.capacity, now: now)
-        s.openPending = OpenPayload(target: target, window: UInt32(buf.capacity), origin: origin, caller: caller).encode()
+        let s = MuxStream(id: id, phase: .opening, receive: buf, sendCredit: 0, recvCredit: 0, now: now)
+        s.recvCredit = creditTarget(s)
+        s.openPending = OpenPayload(target: target, window: UInt32(s.recvCredit), origin: origin, caller: caller).encode()
         streams[id] = s
         opensPending.append(id)
         writeOpens()
@@ -287,7 +289,7 @@ public final class Mux {
     public func accept(_ id: UInt32) {
         guard let s = streams[id], s.phase == .pendingAccept else { return }
         s.phase = .open
-        s.recvCredit = s.receive.capacity
+        s.recvCredit = creditTarget(s)
         s.acceptPending = true
         writeAccept(s)
     }
@@ -335,7 +337,7 @@ public final class Mux {
     /// room in `tx` for the frames with their headers).
     public func sendAllowance(_ id: UInt32) -> Int {
         guard let s = streams[id], s.phase == .open, !s.acceptPending, !s.finRequested, failure == nil else { return 0 }
-        let room = tx.freeSpace - MuxLimits.controlReserve
+        let room = min(tx.freeSpace - MuxLimits.controlReserve, MuxLimits.dataHighWater - tx.count)
         if room <= WireProtocol.headerSize { return 0 }
         let frame = WireProtocol.headerSize + WireProtocol.maxPayload
         let full = room / frame
@@ -421,8 +423,9 @@ public final class Mux {
                 // freed, not after every small message: a request/response stream then
                 // sends no WINDOW frames at all (each one would cost a record and a
                 // wake-up on every hop).
-                let grantable = s.receive.freeSpace - s.recvCredit
-                let threshold = max(1, s.receive.capacity / 4)
+                let target = creditTarget(s)
+                let grantable = min(s.receive.freeSpace, target) - s.recvCredit
+                let threshold = max(1, target / 4)
                 if grantable >= threshold, fits(4) {
                     FrameCodec.append(.window, stream: s.id, payload: ControlPayload.window(UInt32(grantable)), to: tx)
                     s.recvCredit += grantable
@@ -451,6 +454,15 @@ public final class Mux {
 
     func fits(_ payload: Int) -> Bool { tx.freeSpace >= WireProtocol.headerSize + payload }
 
+    /// Credit a stream extends at most (see `MuxLimits.minCredit`). Before the first
+    /// round trip is measured, the whole buffer.
+    func creditTarget(_ s: MuxStream) -> Int {
+        let cap = s.receive.capacity
+        if lastRttMs < 0 { return cap }
+        let want = max(MuxLimits.minCredit, Int(lastRttMs + 1) * MuxLimits.creditBytesPerRttMs)
+        return min(cap, want)
+    }
+
     /// Writes pending OPENs in the order they were made, stopping at the first that does not fit.
     func writeOpens() {
         while let id = opensPending.first {
@@ -467,7 +479,7 @@ public final class Mux {
 
     func writeAccept(_ s: MuxStream) {
         guard s.acceptPending, fits(4) else { return }
-        FrameCodec.append(.accept, stream: s.id, payload: ControlPayload.accept(window: UInt32(s.receive.capacity)), to: tx)
+        FrameCodec.append(.accept, stream: s.id, payload: ControlPayload.accept(window: UInt32(s.recvCredit)), to: tx)
         s.acceptPending = false
     }
 

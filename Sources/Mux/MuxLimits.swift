@@ -20,6 +20,19 @@ public struct MuxLimits {
     public static let defaultMaxStreamsDevice = 128
     /// Room kept free in `tx` for control frames when data is queued.
     public static let controlReserve = 1024
+    /// The credit a stream extends follows the tunnel's round trip: enough to keep
+    /// `creditBytesPerRttMs` bytes in flight per millisecond of round trip (about
+    /// 100 MB/s on one stream), at least `minCredit`, at most the stream's buffer.
+    /// On a fast local hop a bulk stream then has little in flight, so a small
+    /// message on another stream does not wait behind it; on a long path the
+    /// whole buffer is used for throughput.
+    public static let minCredit = 64 * 1024
+    public static let creditBytesPerRttMs = 100_000
+
+    /// DATA enters `tx` only while it holds less than this: about two records, so a
+    /// bulk stream cannot queue much ahead of a small message on another stream
+    /// (the rest waits in the streams' own buffers, served in turn).
+    public static let dataHighWater = 2 * (WireProtocol.headerSize + WireProtocol.maxPayload)
 
     public init(maxStreams: Int = MuxLimits.defaultMaxStreamsServer,
                 heartbeatMs: Int64 = MuxLimits.defaultHeartbeatMs,

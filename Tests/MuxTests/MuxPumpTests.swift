@@ -872,14 +872,15 @@ import Wire
         p.now = Instant(ms: 1000)
         p.a.pollAll(now: p.now)
         p.a.mux.produce()
-        let ping1: [UInt8] = [0x20, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        // PING 1 was the round-trip probe right after the hello: the first heartbeat is 2.
+        let ping1: [UInt8] = [0x20, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
         #expect(p.a.mux.tx.peekAll() == ping1)
         // 10 ms to get there, 27 ms back.
         p.now = Instant(ms: 1010)
         p.deliver(from: p.a, to: p.b)
         p.b.pollAll(now: p.now)
         p.b.mux.produce()
-        let pong1: [UInt8] = [0x21, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        let pong1: [UInt8] = [0x21, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
         #expect(Array(p.b.mux.tx.peekAll().prefix(16)) == pong1)
         p.now = Instant(ms: 1037)
         p.deliver(from: p.b, to: p.a)

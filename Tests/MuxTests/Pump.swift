@@ -350,6 +350,28 @@ final class Pump {
         if helloDone {
             a.mux.helloFinished(now: now)
             b.mux.helloFinished(now: now)
+            exchangeRttProbes()
+        }
+    }
+
+    /// Each side sends one PING right after the hello to measure the round trip
+    /// (it sizes stream credit). Tests start after that exchange, with empty queues
+    /// and no events recorded.
+    func exchangeRttProbes() {
+        for _ in 0..<2 {
+            a.mux.produce()
+            b.mux.produce()
+            _ = deliver(from: a, to: b)
+            _ = deliver(from: b, to: a)
+            a.pollAll(now: now)
+            b.pollAll(now: now)
+        }
+        a.mux.produce()
+        b.mux.produce()
+        precondition(a.mux.tx.isEmpty && b.mux.tx.isEmpty)
+        for e in [a, b] {
+            e.events.removeAll()
+            e.pongs.removeAll()
         }
     }
 

@@ -139,6 +139,10 @@ static inline size_t shim_pk_signature_max(void) { return MBEDTLS_PK_SIGNATURE_M
 int shim_x509write_issuer_from(mbedtls_x509write_cert *w, const mbedtls_x509_crt *ca);
 
 /* ---- misc ---- */
+#ifndef TCP_NOTSENT_LOWAT
+#define TCP_NOTSENT_LOWAT 25
+#endif
+static inline int shim_tcp_notsent_lowat(void) { return TCP_NOTSENT_LOWAT; }
 static inline int shim_sigterm(void) { return SIGTERM; }
 static inline int shim_sigint(void) { return SIGINT; }
 static inline int shim_sighup(void) { return SIGHUP; }

@@ -28,6 +28,8 @@ public class AgentNode: LoopDriver {
     public private(set) var finished = false
     public private(set) var exitCode: Int32 = 0
     var roleName: String { "agent" }
+    /// Work rounds per loop turn before poll() is asked again (with a zero timeout).
+    static let roundsPerTurn = 16
 
     init(settings: TunnelSettings, rng: Rng, window: Int, maxStreams: Int, now: Instant) throws(CryptoError) {
         self.rng = rng
@@ -134,23 +136,11 @@ public class AgentNode: LoopDriver {
                 muxEvent(ev, mux: mux, now: now)
                 if client.mux == nil { return }
             }
-            for (id, s) in splices {
-                prepare(s, mux: mux, now: now)
-                if s.pump(mux, now: now, onEvent: { ev in sessionEvent(s, ev, mux: mux, now: now) }) { progress = true }
-                if let e = s.localError, splices[id] != nil {
-                    Log.info("stream_reset", "stream=" + String(id) + " local=" + Log.quote(s.label) + " error="
-                             + Log.quote(SysError.describe(e)))
-                    drop(id, mux: mux, reason: .closed, abort: true)
-                    progress = true
-                } else if s.isComplete(mux) {
-                    mux.release(id)
-                    Log.debug("stream_closed", "stream=" + String(id) + " local=" + Log.quote(s.label) + " in="
-                              + String(s.bytesFromLocal) + " out=" + String(s.bytesToLocal))
-                    splices.removeValue(forKey: id)
-                    progress = true
-                } else if let l = s.lingerDeadline, now >= l {
-                    drop(id, mux: mux, reason: .timeout, abort: false)
-                    progress = true
+            // Streams with little queued go first, so a small message is not stuck
+            // behind a bulk stream that would fill the tunnel's send queue.
+            for light in [true, false] {
+                for (id, s) in splices where s.isLight == light {
+                    if pumpSplice(id, s, mux: mux, now: now) { progress = true }
                 }
             }
             for (id, r) in raws {
@@ -175,11 +165,36 @@ public class AgentNode: LoopDriver {
             }
             if mux.tx.count != txBefore || client.outboundCount != outBefore { progress = true }
             if !progress { break }
-            if rounds >= 16 {
+            // Back to poll() often: input that arrived meanwhile (a small message on
+            // another stream) is read and served before more bulk work.
+            if rounds >= AgentNode.roundsPerTurn {
                 moreWork = true
                 break
             }
         }
+    }
+
+    /// Moves one splice's bytes and retires it when done or failed. True if anything changed.
+    func pumpSplice(_ id: UInt32, _ s: Splice, mux: Mux, now: Instant) -> Bool {
+        guard splices[id] != nil else { return false }
+        prepare(s, mux: mux, now: now)
+        var progress = s.pump(mux, now: now, onEvent: { ev in sessionEvent(s, ev, mux: mux, now: now) })
+        if let e = s.localError, splices[id] != nil {
+            Log.info("stream_reset", "stream=" + String(id) + " local=" + Log.quote(s.label) + " error="
+                     + Log.quote(SysError.describe(e)))
+            drop(id, mux: mux, reason: .closed, abort: true)
+            progress = true
+        } else if s.isComplete(mux) {
+            mux.release(id)
+            Log.debug("stream_closed", "stream=" + String(id) + " local=" + Log.quote(s.label) + " in="
+                      + String(s.bytesFromLocal) + " out=" + String(s.bytesToLocal))
+            splices.removeValue(forKey: id)
+            progress = true
+        } else if let l = s.lingerDeadline, now >= l {
+            drop(id, mux: mux, reason: .timeout, abort: false)
+            progress = true
+        }
+        return progress
     }
 
     func tunnelEvent(_ ev: RelayClient.Event, now: Instant) {

@@ -434,6 +434,7 @@ public final class RelayClient {
         addressIndex += 1
         do throws(SysError) {
             let fd = try Socket.connect(a)
+            Socket.setNotSentLowWater(fd, Limits.tunnelNotSentLowWater)
             connectReady = false
             phase = .connecting(fd: fd, deadline: now.adding(ms: Limits.tcpConnectTimeoutMs))
             Log.debug("relay_connecting", "relay=" + settings.relay.text + " address=" + a.text)

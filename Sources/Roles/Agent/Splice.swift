@@ -169,6 +169,9 @@ final class Splice {
         }
     }
 
+    /// Little waiting to go out (less than one record): served before bulk streams.
+    var isLight: Bool { e2e.outbound.count + fromLocal.count < 4096 }
+
     /// Both directions ended cleanly and everything was delivered.
     func isComplete(_ mux: Mux) -> Bool {
         guard let info = mux.info(streamID) else { return false }

@@ -50,6 +50,11 @@ public enum Limits {
     /// Scrapes served at once.
     public static let metricsMaxConnections = 8
 
+    /// Unsent bytes the kernel may hold on a tunnel socket (TCP_NOTSENT_LOWAT): more
+    /// waits in our queues, where small messages can pass bulk ones. Bytes in flight
+    /// on the network are not counted, so this does not limit throughput on long paths.
+    public static let tunnelNotSentLowWater: Int32 = 32 * 1024
+
     /// Plaintext staging per spliced TCP connection and direction.
     public static let spliceBuffer = 16 * 1024
     /// listen() backlog of the relay's and the forward's listening sockets.

@@ -317,6 +317,7 @@ public final class Relay: LoopDriver {
                 Socket.close(fd)
                 continue
             }
+            Socket.setNotSentLowWater(fd, Limits.tunnelNotSentLowWater)
             let tls: TLSSession
             do throws(CryptoError) { tls = try TLSSession(config: tlsConfig) } catch {
                 Socket.close(fd)
@@ -420,6 +421,22 @@ public final class Relay: LoopDriver {
         }
     }
 
+    func moveJoin(_ j: Join) {
+        if j.move() {
+            j.fwd.dirty = true
+            j.dev.dirty = true
+        }
+        if j.finishedBothWays() {
+            j.fwd.mux.release(j.fwdStream)
+            j.dev.mux.release(j.devStream)
+            j.detach()
+            j.fwd.dirty = true
+            j.dev.dirty = true
+            Log.debug("stream_closed", "device=" + (j.dev.id?.text ?? "-") + " up=" + String(j.bytesUp)
+                      + " down=" + String(j.bytesDown))
+        }
+    }
+
     /// Sends CHALLENGE (the relay speaks first once it knows the agent's transport).
     func startHello(_ c: RelayConn, now: Instant) {
         c.phase = .hello
@@ -446,19 +463,10 @@ public final class Relay: LoopDriver {
             if c.link.isClosed { return }
         }
         for (_, s) in c.sniStreams where s.splice.pump(c.mux) { s.splice.dirty = true }
-        for (_, j) in c.joins {
-            if j.move() {
-                j.fwd.dirty = true
-                j.dev.dirty = true
-            }
-            if j.finishedBothWays() {
-                j.fwd.mux.release(j.fwdStream)
-                j.dev.mux.release(j.devStream)
-                j.detach()
-                j.fwd.dirty = true
-                j.dev.dirty = true
-                Log.debug("stream_closed", "device=" + (j.dev.id?.text ?? "-") + " up=" + String(j.bytesUp)
-                          + " down=" + String(j.bytesDown))
+        // Joins with little buffered go first (see AgentNode.work).
+        for light in [true, false] {
+            for (_, j) in c.joins where j.isLight == light {
+                moveJoin(j)
             }
         }
         if !inputOK {

@@ -78,6 +78,11 @@ final class Join {
         self.devStream = devStream
     }
 
+    /// Little buffered on either leg (less than one record): moved before bulk joins.
+    var isLight: Bool {
+        (fwd.mux.receiveBuffer(fwdStream)?.count ?? 0) + (dev.mux.receiveBuffer(devStream)?.count ?? 0) < 4096
+    }
+
     func detach() {
         fwd.joins.removeValue(forKey: fwdStream)
         dev.joins.removeValue(forKey: devStream)
