@@ -54,6 +54,15 @@
 #define MBEDTLS_ECP_DP_SECP384R1_ENABLED
 #define MBEDTLS_ECP_DP_CURVE25519_ENABLED
 #define MBEDTLS_ECP_NIST_OPTIM
+/* A wider window for the variable-base scalar multiplications (signature
+ * verification, ECDHE shared secrets): fewer point additions for a few KB of
+ * temporary memory. The fixed-base ones (signing, key generation) use
+ * mbedTLS's precomputed tables. */
+#define MBEDTLS_ECP_WINDOW_SIZE 6
+/* mbedTLS 2.28 caches its base-point table per group object, and a handshake
+ * uses fresh ones (ephemeral keys, the peer's certificate): building a table
+ * that is used once costs more than it saves. */
+#define MBEDTLS_ECP_FIXED_POINT_OPTIM 0
 #define MBEDTLS_ECDH_C
 #define MBEDTLS_ECDSA_C
 #define MBEDTLS_OID_C
