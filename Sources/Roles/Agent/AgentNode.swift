@@ -139,7 +139,7 @@ public class AgentNode: LoopDriver {
             // Streams with little queued go first, so a small message is not stuck
             // behind a bulk stream that would fill the tunnel's send queue.
             for light in [true, false] {
-                for (id, s) in splices where s.isLight == light {
+                for (id, s) in splices where s.isLight == light && s.needsPump(now) {
                     if pumpSplice(id, s, mux: mux, now: now) { progress = true }
                 }
             }
@@ -177,8 +177,10 @@ public class AgentNode: LoopDriver {
     /// Moves one splice's bytes and retires it when done or failed. True if anything changed.
     func pumpSplice(_ id: UInt32, _ s: Splice, mux: Mux, now: Instant) -> Bool {
         guard splices[id] != nil else { return false }
+        s.dirty = false
         prepare(s, mux: mux, now: now)
         var progress = s.pump(mux, now: now, onEvent: { ev in sessionEvent(s, ev, mux: mux, now: now) })
+        if progress { s.dirty = true }  // look again next round
         if let e = s.localError, splices[id] != nil {
             Log.info("stream_reset", "stream=" + String(id) + " local=" + Log.quote(s.label) + " error="
                      + Log.quote(SysError.describe(e)))

@@ -185,7 +185,7 @@ public final class RelayClient {
             readProxyReply(fd)
         case .tls(let l, _), .upgrade(let l, _, _), .hello(let l, _, _), .ready(let l, _):
             if events.contains(.read) { l.receive() }
-            if events.contains(.write) { l.flush() }
+            if events.contains(.write) { l.writable() }
         default:
             break
         }

@@ -27,6 +27,8 @@ final class Splice {
     var localEOF = false
     var localShut = false
     var localError: Int32? = nil
+    /// The local socket refused more bytes; retried once poll() says it is writable.
+    var localWriteBlocked = false
     var closeNotifyQueued = false
     var finQueued = false
     var transportEndSignaled = false
@@ -78,7 +80,10 @@ final class Splice {
             return
         }
         if events.contains(.read) { readLocal() }
-        if events.contains(.write) { writeLocal() }
+        if events.contains(.write) {
+            localWriteBlocked = false
+            writeLocal()
+        }
     }
 
     func readLocal() {
@@ -90,10 +95,11 @@ final class Splice {
     }
 
     func writeLocal() {
-        guard fd >= 0, localError == nil else { return }
+        guard fd >= 0, localError == nil, !localWriteBlocked else { return }
         let (n, end) = SocketQueue.drain(fd, toLocal)
         bytesToLocal += UInt64(n)
         if case .failed(let e) = end { localError = e }
+        if !toLocal.isEmpty { localWriteBlocked = true }
     }
 
     /// A fingerprint of everything a pump can change: equal before and after means no progress.
@@ -167,6 +173,19 @@ final class Splice {
             mux.finish(streamID)
             finQueued = true
         }
+    }
+
+    /// Whether a pump could do anything: readiness or a stream event since the last
+    /// one (`dirty`), bytes waiting to move, or a deadline due. Idle streams are
+    /// skipped, so a turn costs what moves, not the number of streams.
+    func needsPump(_ now: Instant) -> Bool {
+        if dirty || abandoned || !e2e.outbound.isEmpty { return true }
+        if established && (!fromLocal.isEmpty || (!toLocal.isEmpty && !localWriteBlocked)) { return true }
+        if closeNotifyQueued && !finQueued { return true }
+        for d in [e2e.deadline, connectDeadline, lingerDeadline] {
+            if let d = d, now >= d { return true }
+        }
+        return false
     }
 
     /// Little waiting to go out (less than one record): served before bulk streams.

@@ -27,6 +27,8 @@ final class RawSplice {
     var localEOF = false
     var localShut = false
     var localError: Int32? = nil
+    /// The socket refused more bytes; retried once poll() says it is writable.
+    var writeBlocked = false
     var finQueued = false
     /// Bytes for the socket are waiting in the stream's receive buffer.
     var pendingOut = false
@@ -70,6 +72,7 @@ final class RawSplice {
             return
         }
         if events.contains(.read) { readLocal() }
+        if events.contains(.write) { writeBlocked = false }
     }
 
     func readLocal() {
@@ -85,11 +88,12 @@ final class RawSplice {
     func pump(_ mux: Mux) -> Bool {
         var moved = false
         if connected, let rb = mux.receiveBuffer(streamID) {
-            if localError == nil {
+            if localError == nil && !writeBlocked {
                 let (n, end) = SocketQueue.drain(fd, rb)
                 bytesOut += UInt64(n)
                 if n > 0 { moved = true }
                 if case .failed(let e) = end { localError = e }
+                if !rb.isEmpty { writeBlocked = true }
             }
             pendingOut = !rb.isEmpty
             if rb.isEmpty && !localShut, let info = mux.info(streamID), info.finReceived {

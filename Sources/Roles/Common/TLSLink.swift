@@ -12,6 +12,9 @@ public final class TLSLink {
     public private(set) var socketEOF = false
     /// errno of the first failed read or write.
     public private(set) var socketError: Int32? = nil
+    /// The socket refused more bytes; no write is tried until poll() says it is
+    /// writable again (`writable()`), instead of an EAGAIN on every pass.
+    public private(set) var writeBlocked = false
 
     public init(fd: Int32, tls: TLSSession) {
         self.fd = fd
@@ -51,10 +54,18 @@ public final class TLSLink {
     /// Returns the number of bytes written.
     @discardableResult
     public func flush() -> Int {
-        guard fd >= 0, socketError == nil else { return 0 }
+        guard fd >= 0, socketError == nil, !writeBlocked else { return 0 }
         let (n, end) = SocketQueue.drain(fd, tls.outbound)
         if case .failed(let e) = end { socketError = e }
+        if !tls.outbound.isEmpty { writeBlocked = true }
         return n
+    }
+
+    /// poll() reported the socket writable: write what is queued.
+    @discardableResult
+    public func writable() -> Int {
+        writeBlocked = false
+        return flush()
     }
 
     /// What to ask poll() for: read while the session wants input and has room for it,

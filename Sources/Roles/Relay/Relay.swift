@@ -195,7 +195,7 @@ public final class Relay: LoopDriver {
         case .conn:
             guard let c = conns[Token.serial(token)] else { return }
             if events.contains(.read) { c.link.receive() }
-            if events.contains(.write) { c.link.flush() }
+            if events.contains(.write) { c.link.writable() }
             c.dirty = true
         case .sniListener:
             sniListenerReady = true
@@ -465,7 +465,7 @@ public final class Relay: LoopDriver {
         for (_, s) in c.sniStreams where s.splice.pump(c.mux) { s.splice.dirty = true }
         // Joins with little buffered go first (see AgentNode.work).
         for light in [true, false] {
-            for (_, j) in c.joins where j.isLight == light {
+            for (_, j) in c.joins where j.isLight == light && j.needsMove {
                 moveJoin(j)
             }
         }

@@ -78,6 +78,19 @@ final class Join {
         self.devStream = devStream
     }
 
+    /// Whether `move` could do anything: bytes or a FIN waiting on a leg, or both
+    /// directions done. Idle joins are skipped.
+    var needsMove: Bool {
+        guard accepted else { return false }
+        if fwd.mux.receiveBuffer(fwdStream)?.isEmpty == false || dev.mux.receiveBuffer(devStream)?.isEmpty == false {
+            return true
+        }
+        if fwdFinPassed && devFinPassed { return true }
+        if !fwdFinPassed && fwd.mux.info(fwdStream)?.finReceived == true { return true }
+        if !devFinPassed && dev.mux.info(devStream)?.finReceived == true { return true }
+        return false
+    }
+
     /// Little buffered on either leg (less than one record): moved before bulk joins.
     var isLight: Bool {
         (fwd.mux.receiveBuffer(fwdStream)?.count ?? 0) + (dev.mux.receiveBuffer(devStream)?.count ?? 0) < 4096
