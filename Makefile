@@ -19,6 +19,7 @@ deps:
 include cross/release.mk
 include cross/chachapoly/chachapoly.mk
 include bench/bench.mk
+include Fuzz/fuzz.mk
 
 host: deps
 	swift build
