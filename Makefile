@@ -49,6 +49,7 @@ test: deps
 	$(MAKE) test-chachapoly
 	$(MAKE) test-release
 	$(MAKE) test-integration
+	$(MAKE) fuzz-regress
 	$(MAKE) sizes
 
 clean:
