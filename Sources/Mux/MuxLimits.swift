@@ -26,7 +26,7 @@ public struct MuxLimits {
     /// On a fast local hop a bulk stream then has little in flight, so a small
     /// message on another stream does not wait behind it; on a long path the
     /// whole buffer is used for throughput.
-    public static let minCredit = 64 * 1024
+    public static let minCredit = 32 * 1024
     public static let creditBytesPerRttMs = 100_000
 
     /// DATA enters `tx` only while it holds less than this: about two records, so a
