@@ -136,3 +136,22 @@ def test_token_for_another_device_is_refused(net):
     rev = net.reverse("dev.pem", "--authorize-any", "--token", token, wait=False)
     relay.wait_log(r"agent_denied .*reason=token_wrong_device")
     rev.wait_log(r"relay refused this agent")
+
+
+def test_forward_maps_several_ports(net):
+    echo = net.echo()
+    echo2 = net.echo(reply_after_eof=True)
+    net.relay("--open-enrollment")
+    dev = net.keygen("dev.pem")
+    op = net.keygen("op.pem")
+    net.reverse("dev.pem", "--authorized-keys", net.authorize(op))
+    p1, p2 = free_port(), free_port()
+    fwd = net.start("forward", "--role", "forward", "--relay", "%s:%d" % (HOST, net.relay_port), "--relay-pin", net.pin,
+                    "--identity", net.path("op.pem"),
+                    "--map", "%s:%d=%s/%s:%d" % (HOST, p1, dev, HOST, echo.port),
+                    "--map", "%s:%d=%s/%s:%d" % (HOST, p2, dev, HOST, echo2.port))
+    fwd.wait_log(r"tunnel_up")
+    assert fwd.log().count("forward_listening") == 2
+    assert transfer(p1, b"one" * 1000) == b"one" * 1000
+    assert transfer(p2, b"two" * 1000) == b"two" * 1000
+    assert echo2.received == [b"two" * 1000]
