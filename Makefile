@@ -25,7 +25,7 @@ host: deps
 	swift build
 
 unit: deps
-	swift test 2>&1 | tee .build-unit.log | grep -vE '^\[[0-9]+/[0-9]+\]|^Test Case .* (started|passed)'; exit $${PIPESTATUS[0]}
+	swift test --disable-xctest 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'; exit $${PIPESTATUS[0]}
 
 # The release binaries: selftest, keygen and id natively (x86_64) and under
 # qemu-user (aarch64, armv7); the same key must give the same ID everywhere.
@@ -43,14 +43,17 @@ test-integration: build/agent-x86_64
 demo: deps build/agent-x86_64
 	@bash scripts/demo.sh build/agent-x86_64
 
+# Each step's output is also kept in build/test-logs/ and summed up at the end.
 test: deps
-	$(MAKE) unit
+	@rm -rf build/test-logs
+	@bash tests/step.sh unit $(MAKE) --no-print-directory unit
 	$(MAKE) release
-	$(MAKE) test-chachapoly
-	$(MAKE) test-release
-	$(MAKE) test-integration
-	$(MAKE) fuzz-regress
+	@bash tests/step.sh chachapoly $(MAKE) --no-print-directory test-chachapoly
+	@bash tests/step.sh release $(MAKE) --no-print-directory test-release
+	@bash tests/step.sh integration $(MAKE) --no-print-directory test-integration
+	@bash tests/step.sh fuzz $(MAKE) --no-print-directory fuzz-regress
 	$(MAKE) sizes
+	@bash tests/summary.sh
 
 clean:
 	rm -rf .build .build-cross build
