@@ -18,6 +18,7 @@ deps:
 
 include cross/release.mk
 include cross/chachapoly/chachapoly.mk
+include cross/x25519/x25519.mk
 include bench/bench.mk
 include Fuzz/fuzz.mk
 
@@ -49,6 +50,7 @@ test: deps
 	@bash tests/step.sh unit $(MAKE) --no-print-directory unit
 	$(MAKE) release
 	@bash tests/step.sh chachapoly $(MAKE) --no-print-directory test-chachapoly
+	@bash tests/step.sh x25519 $(MAKE) --no-print-directory test-x25519
 	@bash tests/step.sh release $(MAKE) --no-print-directory test-release
 	@bash tests/step.sh integration $(MAKE) --no-print-directory test-integration
 	@bash tests/step.sh fuzz $(MAKE) --no-print-directory fuzz-regress

@@ -43,6 +43,11 @@
  * (cross/chachapoly/README.md). */
 #define MBEDTLS_CHACHA20_ALT
 #define MBEDTLS_POLY1305_ALT
+/* Our constant-time X25519 for ECDHE on curve25519 instead of mbedTLS's
+ * generic bignum code; other curves fall back to mbedTLS's own code
+ * (cross/x25519/README.md). */
+#define MBEDTLS_ECDH_GEN_PUBLIC_ALT
+#define MBEDTLS_ECDH_COMPUTE_SHARED_ALT
 #define MBEDTLS_CHACHAPOLY_C
 #define MBEDTLS_CIPHER_C
 #define MBEDTLS_MD_C

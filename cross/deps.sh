@@ -3,7 +3,6 @@
 # for building and testing agent. Idempotent: installs only missing packages.
 #
 #   cross/deps.sh            build and unit/integration test packages
-#   cross/deps.sh bench      plus what `make bench` compares against
 set -euo pipefail
 
 want=(
@@ -18,8 +17,8 @@ want=(
   binutils file                      # readelf, strip, file
   curl chromium                      # SNI routing tests: a real HTTPS client and a headless browser
   nginx-light tinyproxy              # a TLS-terminating front that passes the Upgrade; an HTTP CONNECT proxy
+  valgrind                           # constant-time check of cross/x25519 (memcheck), bench instruction counts
 )
-if [ "${1:-}" = bench ]; then want+=(valgrind); fi
 
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi

@@ -51,6 +51,13 @@ CHACHA_SRCS := $(wildcard $(CHACHA_DIR)/*.c)
 CHACHA_HDRS := $(wildcard $(CHACHA_DIR)/*.h)
 CHACHA_INC  := -I$(CURDIR)/$(CHACHA_DIR)
 
+# Our X25519 (cross/x25519/README.md) replaces mbedTLS's ECDH on curve25519
+# through MBEDTLS_ECDH_GEN_PUBLIC_ALT/COMPUTE_SHARED_ALT in cross/config.h: its
+# objects (the two mbedtls_ecdh_* functions and X25519) go into every link.
+X25519_DIR  := cross/x25519
+X25519_SRCS := $(wildcard $(X25519_DIR)/*.c)
+X25519_HDRS := $(wildcard $(X25519_DIR)/*.h)
+
 SWIFT_SOURCES  = $(shell find Sources -name '*.swift' | sort)
 empty :=
 space := $(empty) $(empty)
@@ -111,7 +118,7 @@ $$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/li
 build/agent-$(1): $$($(1)_B)/swift.stamp $$($(1)_B)/cshims.o
 	mkdir -p build
 	$$($(1)_CCX) -static -fuse-ld=lld -B$(SWIFT_TC)/bin -Wl,--no-dynamic-linker -Wl,--gc-sections -Wl,--icf=all \
-	  $$($(1)_B)/agent-all.o $$($(1)_B)/cshims.o $$($(1)_CHACHA_OBJS) \
+	  $$($(1)_B)/agent-all.o $$($(1)_B)/cshims.o $$($(1)_CHACHA_OBJS) $$($(1)_X25519_OBJS) \
 	  $$($(1)_MBED)/lib/libmbedtls.a $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a \
 	  $(SWIFT_TC)/lib/swift/embedded/$$($(1)_SWIFT_TRIPLE)/libswiftUnicodeDataTables.a -lm \
 	  -o $$@.unstripped
@@ -138,3 +145,16 @@ build/agent-$(1): $$($(1)_CHACHA_OBJS)
 endef
 
 $(foreach a,$(RELEASE_ARCHES),$(eval $(call chacha_rules,$(a))))
+
+# $(call x25519_rules,ARCH): our X25519 objects for this target, compiled like
+# cshims.o (-Os: as fast as -O2 here on x86_64, 3-6% slower on ARM, 1.2 KB
+# smaller, and build/agent-x86_64 is close to its size budget).
+define x25519_rules
+$(1)_X25519_OBJS := $$(patsubst $(X25519_DIR)/%.c,$$($(1)_B)/x25519-%.o,$(X25519_SRCS))
+$$($(1)_B)/x25519-%.o: $(X25519_DIR)/%.c $(X25519_HDRS) $$($(1)_MBED)/lib/libmbedtls.a
+	mkdir -p $$(@D)
+	$$($(1)_CCX) -Os -ffunction-sections -fdata-sections -I $$($(1)_MBED)/include $(CHACHA_INC) -c $$< -o $$@
+build/agent-$(1): $$($(1)_X25519_OBJS)
+endef
+
+$(foreach a,$(RELEASE_ARCHES),$(eval $(call x25519_rules,$(a))))
