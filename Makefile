@@ -17,6 +17,7 @@ deps:
 	@bash cross/deps.sh
 
 include cross/release.mk
+include cross/interop/interop.mk
 include cross/chachapoly/chachapoly.mk
 include cross/x25519/x25519.mk
 include bench/bench.mk

@@ -31,16 +31,16 @@ $$($(1)_CT)/ref-wrap.o: $(CHACHA_T)/ref.c $(CHACHA_T)/ref.h $(CHACHA_T)/ref_rena
 	$$($(1)_CCX) -O2 -I $(MBED_SRC)/include -include $(CHACHA_T)/ref_rename.h -c $$< -o $$@
 
 # Test programs, against the release's mbedTLS headers and configuration.
-$$($(1)_CT)/t-%.o: $(CHACHA_T)/%.c $(wildcard $(CHACHA_T)/*.h) $(CHACHA_HDRS) $$($(1)_MBED)/lib/libmbedtls.a
+$$($(1)_CT)/t-%.o: $(CHACHA_T)/%.c $(wildcard $(CHACHA_T)/*.h) $(CHACHA_HDRS) $(INTEROP_DIR)/client.h $$($(1)_MBED)/lib/libmbedtls.a
 	mkdir -p $$(@D)
-	$$($(1)_CCX) -O2 -Wall -I $$($(1)_MBED)/include $(CHACHA_INC) -I $(CHACHA_T) -c $$< -o $$@
+	$$($(1)_CCX) -O2 -Wall -I $$($(1)_MBED)/include $(CHACHA_INC) $(INTEROP_INC) -I $(CHACHA_T) -c $$< -o $$@
 
 # Our objects are the release's; the release libmbedcrypto.a supplies
 # chachapoly.c (running on them) and platform_util.c.
 $$($(1)_CT)/test_chachapoly $$($(1)_CT)/bench_chachapoly: $$($(1)_CT)/%: $$($(1)_CT)/t-%.o $$($(1)_CT_REF) $$($(1)_CHACHA_OBJS) $$($(1)_MBED)/lib/libmbedtls.a
 	$$($(1)_CT_LINK) $$(filter %.o,$$^) $$($(1)_MBED)/lib/libmbedcrypto.a -o $$@
 
-$$($(1)_CT)/interop: $$($(1)_CT)/t-interop.o $$($(1)_CHACHA_OBJS) $$($(1)_MBED)/lib/libmbedtls.a
+$$($(1)_CT)/interop: $$($(1)_CT)/t-interop.o $$($(1)_INTEROP_OBJ) $$($(1)_CHACHA_OBJS) $$($(1)_MBED)/lib/libmbedtls.a
 	$$($(1)_CT_LINK) $$(filter %.o,$$^) $$($(1)_MBED)/lib/libmbedtls.a \
 	  $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a -o $$@
 

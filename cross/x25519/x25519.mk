@@ -57,9 +57,9 @@ $$($(1)_XT)/fe32.o: $(X25519_DIR)/x25519.c $(X25519_HDRS)
 	  -c $$< -o $$@
 
 # Test programs, against the release's mbedTLS headers and configuration.
-$$($(1)_XT)/t-%.o: $(X25519_T)/%.c $(wildcard $(X25519_T)/*.h) $(X25519_HDRS) $$($(1)_MBED)/lib/libmbedtls.a
+$$($(1)_XT)/t-%.o: $(X25519_T)/%.c $(wildcard $(X25519_T)/*.h) $(X25519_HDRS) $(INTEROP_DIR)/client.h $$($(1)_MBED)/lib/libmbedtls.a
 	mkdir -p $$(@D)
-	$$($(1)_CCX) -O2 -Wall -I $$($(1)_MBED)/include $(CHACHA_INC) -I $(X25519_DIR) -I $(X25519_T) \
+	$$($(1)_CCX) -O2 -Wall -I $$($(1)_MBED)/include $(CHACHA_INC) $(INTEROP_INC) -I $(X25519_DIR) -I $(X25519_T) \
 	  $$($(1)_XT_CFLAGS) -c $$< -o $$@
 
 # Our objects are the release's; the release libmbedcrypto.a (with the ALT)
@@ -68,7 +68,7 @@ $$($(1)_XT)/test_x25519 $$($(1)_XT)/bench_x25519: $$($(1)_XT)/%: $$($(1)_XT)/t-%
 	$$($(1)_XT_LINK) $$(filter %.o,$$^) $$($(1)_MBED)/lib/libmbedcrypto.a -o $$@
 
 # The TLS client counts the calls into our X25519 (--wrap) to show it ran.
-$$($(1)_XT)/interop: $$($(1)_XT)/t-interop.o $$($(1)_X25519_OBJS) $$($(1)_CHACHA_OBJS) $$($(1)_MBED)/lib/libmbedtls.a
+$$($(1)_XT)/interop: $$($(1)_XT)/t-interop.o $$($(1)_INTEROP_OBJ) $$($(1)_X25519_OBJS) $$($(1)_CHACHA_OBJS) $$($(1)_MBED)/lib/libmbedtls.a
 	$$($(1)_XT_LINK) -Wl,--wrap=agent_x25519 -Wl,--wrap=agent_x25519_base $$(filter %.o,$$^) \
 	  $$($(1)_MBED)/lib/libmbedtls.a $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a -o $$@
 

@@ -2,12 +2,9 @@
  * Interoperability: a TLS 1.2 client built from the release's mbedTLS (with
  * our ChaCha20/Poly1305 behind the ALT hooks) talks to `openssl s_server -rev`
  * (OpenSSL's own ChaCha20-Poly1305) on 127.0.0.1, with the cipher suite forced
- * to TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256.
- *
- * It sends lines of pseudo-random text of many lengths (1 byte to 8 KiB, so
- * records of many sizes), about 1 MiB in total; s_server sends each line
- * back reversed in its own record, and every reply is checked. Then "CLOSE"
- * ends the session. Both implementations thereby encrypt and decrypt real
+ * to TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256: lines of text of 1 byte
+ * to 8 KiB (records of many sizes) both ways, each reply checked
+ * (cross/interop/client.c), so both implementations encrypt and decrypt real
  * records for each other.
  *
  *   interop PORT CA.pem [TOTAL_BYTES] [IMPL]
@@ -15,220 +12,41 @@
  * IMPL forces one of our implementations (default: the run-time choice).
  * Prints one "ok ..." line and exits 0, or "FAIL ..." and exits 1.
  */
-#include "mbedtls/ctr_drbg.h"
-#include "mbedtls/entropy.h"
-#include "mbedtls/error.h"
 #include "mbedtls/ssl.h"
-#include "mbedtls/x509_crt.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "chachapoly_internal.h"
-
-/* cross/config.h takes entropy from mbedtls_hardware_poll (the release has it
- * in Sources/CShims/shims.c). */
-int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen)
-{
-    size_t done = 0;
-
-    (void) data;
-    while (done < len) {
-        size_t n = len - done > 256 ? 256 : len - done;
-        if (getentropy(output + done, n) != 0) {
-            *olen = 0;
-            return -1;
-        }
-        done += n;
-    }
-    *olen = len;
-    return 0;
-}
-
-static int sock_send(void *ctx, const unsigned char *buf, size_t len)
-{
-    ssize_t n;
-    do {
-        n = send(*(int *) ctx, buf, len, 0);
-    } while (n < 0 && errno == EINTR);
-    return n < 0 ? MBEDTLS_ERR_SSL_INTERNAL_ERROR : (int) n;
-}
-
-static int sock_recv(void *ctx, unsigned char *buf, size_t len)
-{
-    ssize_t n;
-    do {
-        n = recv(*(int *) ctx, buf, len, 0);
-    } while (n < 0 && errno == EINTR);
-    return n < 0 ? MBEDTLS_ERR_SSL_INTERNAL_ERROR : (int) n;
-}
-
-static int fail(const char *what, int ret)
-{
-    printf("FAIL interop: %s (-0x%04x)\n", what, (unsigned) -ret);
-    return 1;
-}
-
-static int read_file(const char *path, unsigned char **buf, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    long n;
-
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-        fseek(f, 0, SEEK_SET) != 0) {
-        return -1;
-    }
-    *buf = malloc((size_t) n + 1);
-    if (*buf == NULL || fread(*buf, 1, (size_t) n, f) != (size_t) n) {
-        return -1;
-    }
-    (*buf)[n] = 0;   /* PEM parsing wants the NUL, counted in the length */
-    *len = (size_t) n + 1;
-    fclose(f);
-    return 0;
-}
-
-static uint64_t rng = 0x1234567;
-
-static uint32_t rnd(void)
-{
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (uint32_t) (rng >> 33);
-}
+#include "client.h"
 
 int main(int argc, char **argv)
 {
     static const int suites[] = { MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, 0 };
-    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:-_+*/";
-    static unsigned char line[8193], reply[8193];
-    mbedtls_entropy_context entropy;
-    mbedtls_ctr_drbg_context drbg;
-    mbedtls_ssl_config conf;
-    mbedtls_ssl_context ssl;
-    mbedtls_x509_crt ca;
-    struct sockaddr_in sa;
-    unsigned char *pem;
-    size_t pem_len, total, sent = 0, received = 0, lines = 0;
-    int fd, ret, one = 1;
+    struct interop_options o = { 0 };
+    struct interop_result r;
 
     if (argc < 3) {
         fprintf(stderr, "usage: %s PORT CA.pem [TOTAL_BYTES] [IMPL]\n", argv[0]);
         return 2;
     }
-    total = argc > 3 ? strtoul(argv[3], NULL, 0) : (1u << 20);
     if (argc > 4 && agent_chachapoly_use(argv[4]) != 0) {
         printf("FAIL interop: implementation %s not available\n", argv[4]);
         return 1;
     }
-
-    mbedtls_entropy_init(&entropy);
-    mbedtls_ctr_drbg_init(&drbg);
-    mbedtls_ssl_config_init(&conf);
-    mbedtls_ssl_init(&ssl);
-    mbedtls_x509_crt_init(&ca);
-
-    if (read_file(argv[2], &pem, &pem_len) != 0) {
-        return fail("cannot read the CA certificate", 0);
-    }
-    if ((ret = mbedtls_x509_crt_parse(&ca, pem, pem_len)) != 0) {
-        return fail("x509_crt_parse", ret);
-    }
-    if ((ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy,
-                                     (const unsigned char *) "interop", 7)) != 0) {
-        return fail("ctr_drbg_seed", ret);
-    }
-    if ((ret = mbedtls_ssl_config_defaults(&conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                           MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
-        return fail("ssl_config_defaults", ret);
-    }
-    mbedtls_ssl_conf_min_version(&conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-    mbedtls_ssl_conf_max_version(&conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-    mbedtls_ssl_conf_ciphersuites(&conf, suites);
-    mbedtls_ssl_conf_authmode(&conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-    mbedtls_ssl_conf_ca_chain(&conf, &ca, NULL);
-    mbedtls_ssl_conf_rng(&conf, mbedtls_ctr_drbg_random, &drbg);
-    if ((ret = mbedtls_ssl_setup(&ssl, &conf)) != 0 ||
-        (ret = mbedtls_ssl_set_hostname(&ssl, "localhost")) != 0) {
-        return fail("ssl_setup", ret);
-    }
-
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t) atoi(argv[1]));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
-        return fail("connect to 127.0.0.1", 0);
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    mbedtls_ssl_set_bio(&ssl, &fd, sock_send, sock_recv, NULL);
-
-    if ((ret = mbedtls_ssl_handshake(&ssl)) != 0) {
-        return fail("handshake", ret);
-    }
-    if (strcmp(mbedtls_ssl_get_ciphersuite(&ssl),
-               "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256") != 0) {
-        printf("FAIL interop: negotiated %s\n", mbedtls_ssl_get_ciphersuite(&ssl));
+    o.port = argv[1];
+    o.ca_file = argv[2];
+    o.total = argc > 3 ? strtoul(argv[3], NULL, 0) : (1u << 20);
+    o.suites = suites;
+    if (interop_session(&o, &r) != 0) {
         return 1;
     }
-
-    while (sent < total) {
-        /* A line of 1..8191 characters (some short, some near a record),
-         * then '\n'; the server answers with the characters reversed. */
-        size_t len = rnd() % 4 == 0 ? 1 + rnd() % 64 : 1 + rnd() % 8191, i, got = 0;
-
-        for (i = 0; i < len; i++) {
-            line[i] = (unsigned char) alphabet[rnd() % (sizeof(alphabet) - 1)];
-        }
-        line[len] = '\n';
-        if (len == 5 && memcmp(line, "CLOSE", 5) == 0) {
-            continue;
-        }
-        for (i = 0; i <= len; i += (size_t) ret) {
-            ret = mbedtls_ssl_write(&ssl, line + i, len + 1 - i);
-            if (ret <= 0) {
-                return fail("ssl_write", ret);
-            }
-        }
-        while (got < len + 1) {
-            ret = mbedtls_ssl_read(&ssl, reply + got, len + 1 - got);
-            if (ret <= 0) {
-                return fail("ssl_read", ret);
-            }
-            got += (size_t) ret;
-        }
-        for (i = 0; i < len; i++) {
-            if (reply[i] != line[len - 1 - i]) {
-                printf("FAIL interop: line %zu (%zu bytes) came back wrong at %zu\n",
-                       lines, len, i);
-                return 1;
-            }
-        }
-        if (reply[len] != '\n') {
-            printf("FAIL interop: line %zu: no newline\n", lines);
-            return 1;
-        }
-        sent += len + 1;
-        received += got;
-        lines++;
+    if (strcmp(r.suite, "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256") != 0) {
+        printf("FAIL interop: negotiated %s\n", r.suite);
+        return 1;
     }
-    mbedtls_ssl_write(&ssl, (const unsigned char *) "CLOSE\n", 6);
-    mbedtls_ssl_close_notify(&ssl);
-    close(fd);
     printf("ok   interop (%s): %s with openssl s_server, %zu lines, %zu bytes each way\n",
-           agent_chachapoly_name(), mbedtls_ssl_get_ciphersuite(&ssl), lines, sent);
-    (void) received;
-    mbedtls_ssl_free(&ssl);
-    mbedtls_ssl_config_free(&conf);
-    mbedtls_ctr_drbg_free(&drbg);
-    mbedtls_entropy_free(&entropy);
-    mbedtls_x509_crt_free(&ca);
+           agent_chachapoly_name(), r.suite, r.lines, r.bytes);
     return 0;
 }

@@ -12,7 +12,7 @@ shift
 declare -A run=([x86_64]="" [aarch64]="qemu-aarch64-static" [armv7]="qemu-arm-static")
 dir() { echo ".build-cross/$1/chachapoly-test"; }
 tmp=$(mktemp -d /tmp/agent-chachapoly.XXXXXX)
-server=""
+source cross/interop/s_server.sh
 cleanup() {
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
   rm -rf "$tmp"
@@ -36,38 +36,25 @@ test_mode() {
   done
 
   # Interop: our client (release mbedTLS + our ALT code) against OpenSSL.
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-    -days 2 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1
-  local impls impl port i
+  interop_cert "$tmp"
+  local impls impl
   for a in "$@"; do
     case $a in
-      x86_64) impls="avx2 sse2 portable"; bytes=1048576 ;;
-      *) impls="neon portable"; bytes=1048576 ;;
+      x86_64) impls="avx2 sse2 portable" ;;
+      *) impls="neon portable" ;;
     esac
     for impl in $impls; do
-      : >"$tmp/server.out"
-      timeout 120 openssl s_server -accept 127.0.0.1:0 -naccept 1 -cert "$tmp/cert.pem" \
-        -key "$tmp/key.pem" -tls1_2 -cipher ECDHE-ECDSA-CHACHA20-POLY1305 -rev \
-        >"$tmp/server.out" 2>&1 &
-      server=$!
-      port=""
-      for i in $(seq 100); do
-        port=$(sed -n 's/^ACCEPT 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/server.out")
-        if [ -n "$port" ]; then break; fi
-        sleep 0.05
-      done
+      interop_start "$tmp" -cipher ECDHE-ECDSA-CHACHA20-POLY1305
       if [ -z "$port" ]; then
         echo "  FAIL interop $a/$impl: openssl s_server did not start"; cat "$tmp/server.out"; fail=$((fail + 1))
-      elif out=$(timeout 120 ${run[$a]} "$(dir "$a")/interop" "$port" "$tmp/cert.pem" "$bytes" "$impl" 2>&1); then
+      elif out=$(timeout 120 ${run[$a]} "$(dir "$a")/interop" "$port" "$tmp/cert.pem" 1048576 "$impl" 2>&1); then
         echo "  $a: $out"; pass=$((pass + 1))
       elif echo "$out" | grep -q "not available"; then
         echo "  $a: interop with $impl skipped (not available on this CPU)"
       else
         echo "  FAIL $a/$impl: $out"; fail=$((fail + 1))
       fi
-      kill "$server" 2>/dev/null || true
-      wait "$server" 2>/dev/null || true
-      server=""
+      interop_stop
     done
   done
   echo "chachapoly: $pass passed, $fail failed"

@@ -15,7 +15,7 @@ shift
 declare -A run=([x86_64]="" [aarch64]="qemu-aarch64-static" [armv7]="qemu-arm-static")
 dir() { echo ".build-cross/$1/x25519-test"; }
 tmp=$(mktemp -d /tmp/agent-x25519.XXXXXX)
-server=""
+source cross/interop/s_server.sh
 cleanup() {
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi
   rm -rf "$tmp"
@@ -58,25 +58,14 @@ test_mode() {
   esac
 
   # Interop: our client (release mbedTLS + our ALT code) against OpenSSL.
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-    -days 2 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1
-  local group ogroup port i bytes
+  interop_cert "$tmp"
+  local group ogroup bytes
   for a in "$@"; do
     bytes=262144
     if [ -n "${run[$a]}" ]; then bytes=65536; fi
     for group in x25519 p256; do
       case $group in x25519) ogroup=X25519 ;; p256) ogroup=P-256 ;; esac
-      : >"$tmp/server.out"
-      timeout 120 openssl s_server -accept 127.0.0.1:0 -naccept 1 -cert "$tmp/cert.pem" \
-        -key "$tmp/key.pem" -tls1_2 -groups "$ogroup" -rev \
-        >"$tmp/server.out" 2>&1 &
-      server=$!
-      port=""
-      for i in $(seq 100); do
-        port=$(sed -n 's/^ACCEPT 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/server.out")
-        if [ -n "$port" ]; then break; fi
-        sleep 0.05
-      done
+      interop_start "$tmp" -groups "$ogroup"
       if [ -z "$port" ]; then
         echo "  FAIL interop $a/$group: openssl s_server did not start"; cat "$tmp/server.out"; fail=$((fail + 1))
       elif out=$(timeout 120 ${run[$a]} "$(dir "$a")/interop" "$port" "$tmp/cert.pem" "$group" "$bytes" 2>&1); then
@@ -84,9 +73,7 @@ test_mode() {
       else
         echo "  FAIL $a/$group: $out"; fail=$((fail + 1))
       fi
-      kill "$server" 2>/dev/null || true
-      wait "$server" 2>/dev/null || true
-      server=""
+      interop_stop
     done
   done
   echo "x25519: $pass passed, $fail failed"
