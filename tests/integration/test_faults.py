@@ -2,6 +2,7 @@
 processes on 127.0.0.1. Every wait is bounded."""
 import os
 import random
+import re
 import signal
 import socket
 import threading
@@ -134,6 +135,7 @@ def test_stale_device_session_is_replaced_at_once(net):
 
 def test_garbage_and_half_open_connections(net):
     echo, relay, rev, fwd, dev = setup(net)
+    started = time.time()
     data = os.urandom(16 << 20)
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("got", transfer(fwd.port, data, timeout=120)))
@@ -164,6 +166,14 @@ def test_garbage_and_half_open_connections(net):
         c.close()
     assert peak - rss0 < 64 * 1024, (rss0, peak)  # KiB
     assert transfer(fwd.port, b"still fine") == b"still fine"
+    # A thousand failed handshakes do not flood the log: at most 10 lines per
+    # 10 s (RateLimit's defaults), the rest counted in the next line through.
+    failures = [l for l in relay.log().splitlines()
+                if re.search(r" (tls_failed|preamble_failed|hello_failed|handshake_timeout) ", l)]
+    elapsed = time.time() - started  # after reading the log: every line counted came before
+    assert 1 <= len(failures) <= 10 * (int(elapsed // 10) + 1), (len(failures), elapsed)
+    if len(failures) > 10:
+        assert any(re.search(r" suppressed=[1-9]", l) for l in failures[10:]), failures
 
 
 def test_stalled_target_stalls_only_its_stream(net):

@@ -24,7 +24,7 @@ public class AgentNode: LoopDriver {
     var stopping = false
     /// Work was left when the last turn ended (poll must not wait).
     var moreWork = false
-    var downLog = RateLimit(burst: 5, windowMs: 60_000)
+    var downLog = RateLimit(burst: Limits.unreachableLogBurst, windowMs: Limits.unreachableLogWindowMs)
     public private(set) var finished = false
     public private(set) var exitCode: Int32 = 0
     var roleName: String { "agent" }

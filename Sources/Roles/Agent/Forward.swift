@@ -82,7 +82,9 @@ public final class Forward: AgentNode {
     func accept(_ fd: Int32, _ peer: SocketAddress, _ m: ForwardMapping, now: Instant) {
         guard let mux = client.mux else {
             if notConnectedLog.allow(now: now) {
-                Log.warn("client_refused", "client=" + peer.text + " reason=relay_not_connected")
+                let sup = notConnectedLog.takeSuppressed()
+                Log.warn("client_refused", "client=" + peer.text + " reason=relay_not_connected"
+                         + (sup > 0 ? " suppressed=" + String(sup) : ""))
             }
             Socket.close(fd)
             return

@@ -117,7 +117,9 @@ public final class Reverse: AgentNode {
             case .unauthorized(let id):
                 // The forward is told nothing; the reason stays in our log.
                 if refusalLog.allow(now: now) {
-                    Log.warn("stream_unauthorized", "stream=" + String(s.streamID) + " forward=" + (id?.text ?? "no_certificate"))
+                    let sup = refusalLog.takeSuppressed()
+                    Log.warn("stream_unauthorized", "stream=" + String(s.streamID) + " forward=" + (id?.text ?? "no_certificate")
+                             + (sup > 0 ? " suppressed=" + String(sup) : ""))
                 }
                 drop(s.streamID, mux: mux, reason: .unspecified, abort: true)
             default:

@@ -78,7 +78,7 @@ public struct RateLimit {
     var count = 0
     public private(set) var suppressed = 0
 
-    public init(burst: Int = 10, windowMs: Int64 = 10_000) {
+    public init(burst: Int = Limits.logBurst, windowMs: Int64 = Limits.logWindowMs) {
         self.burst = burst
         self.windowMs = windowMs
     }

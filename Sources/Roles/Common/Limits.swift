@@ -59,4 +59,16 @@ public enum Limits {
     public static let spliceBuffer = 16 * 1024
     /// listen() backlog of the relay's and the forward's listening sockets.
     public static let maxListenBacklog: Int32 = 128
+
+    // Log rate limits (RateLimit): repeated events from one source, such as failed
+    // handshakes, refused targets or SNI garbage, write at most a burst of lines per
+    // window; the number dropped goes with the next line that is written.
+    /// Lines per window for one kind of event.
+    public static let logBurst = 10
+    /// The window.
+    public static let logWindowMs: Int64 = 10_000
+    /// `relay_unreachable` while an agent keeps failing to reach its relay: lines per window.
+    public static let unreachableLogBurst = 5
+    /// Its window.
+    public static let unreachableLogWindowMs: Int64 = 60_000
 }
