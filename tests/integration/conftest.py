@@ -181,6 +181,16 @@ def transfer(port, data, timeout=60.0, half_close=True):
     return bytes(got)
 
 
+def connect_expect_close(port, timeout=10):
+    """Connects, sends nothing, and expects a clean close (EOF, not a reset)."""
+    c = socket.create_connection((HOST, port), timeout=timeout)
+    c.settimeout(timeout)
+    try:
+        assert c.recv(100) == b""
+    finally:
+        c.close()
+
+
 def sha(b):
     return hashlib.sha256(b).hexdigest()
 

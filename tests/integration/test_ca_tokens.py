@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import HOST, free_port, sha, transfer
+from conftest import HOST, connect_expect_close, free_port, sha, transfer
 
 HOSTNAME = "dev1.example.test"
 
@@ -47,15 +47,6 @@ def one_line_error(r, *words):
     for w in words:
         assert w in lines[0], (w, lines[0])
     return lines[0]
-
-
-def connect_expect_close(port, timeout=10):
-    c = socket.create_connection((HOST, port), timeout=timeout)
-    c.settimeout(timeout)
-    try:
-        assert c.recv(100) == b""
-    finally:
-        c.close()
 
 
 # ---------------------------------------------------------------- agent ca init / issue

@@ -8,17 +8,7 @@ import time
 
 import pytest
 
-from conftest import HOST, free_port, sha, transfer
-
-
-def connect_expect_close(port, timeout=10):
-    """Connects, sends nothing, and expects a clean close (EOF, not a reset)."""
-    c = socket.create_connection((HOST, port), timeout=timeout)
-    c.settimeout(timeout)
-    try:
-        assert c.recv(100) == b""
-    finally:
-        c.close()
+from conftest import HOST, connect_expect_close, free_port, sha, transfer
 
 
 def test_unauthorized_forward_is_refused(net):
