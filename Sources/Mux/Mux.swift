@@ -455,10 +455,11 @@ public final class Mux {
     func fits(_ payload: Int) -> Bool { tx.freeSpace >= WireProtocol.headerSize + payload }
 
     /// Credit a stream extends at most (see `MuxLimits.minCredit`). Before the first
-    /// round trip is measured, the whole buffer.
+    /// round trip is measured, only `minCredit`: a peer cannot make a relay fill
+    /// whole buffers before it knows how much the path needs.
     func creditTarget(_ s: MuxStream) -> Int {
         let cap = s.receive.capacity
-        if lastRttMs < 0 { return cap }
+        if lastRttMs < 0 { return min(cap, MuxLimits.minCredit) }
         let want = max(MuxLimits.minCredit, Int(lastRttMs + 1) * MuxLimits.creditBytesPerRttMs)
         return min(cap, want)
     }

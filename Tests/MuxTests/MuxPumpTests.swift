@@ -69,7 +69,9 @@ import Wire
         p.a.mux.helloFinished(now: p.now)
         if case .opened(let oid, let open)? = p.a.mux.poll(now: p.now) {
             #expect(oid == 2)
-            #expect(open.window == 64 * 1024)
+            // Before the first round trip is measured a stream extends only the minimum
+            // credit (a peer cannot make the relay fill whole buffers up front).
+            #expect(open.window == UInt32(MuxLimits.minCredit))
         } else {
             Issue.record("OPEN after WELCOME was not delivered")
         }
@@ -894,6 +896,44 @@ import Wire
         #expect(p.settle())
         #expect(p.a.pongs == [37, 4])
         Self.expectClean(p)
+    }
+
+    /// Security review, finding 5: full credit was granted before the round trip was
+    /// known, so a peer could fill every buffer of the relay's pool at once. Until the
+    /// first PONG a stream extends `minCredit`; once the round trip is known, credit
+    /// grows to what the path needs (here, a long path: the whole buffer).
+    @Test func smallCreditUntilTheRoundTripIsMeasured() {
+        let p = Pump(seed: 95, helloDone: false)
+        p.a.mux.helloFinished(now: p.now)
+        p.b.mux.helloFinished(now: p.now)
+        // b opens before any PONG came back: a's answer carries a's credit.
+        guard let id = p.b.mux.open(.hostname("x"), now: p.now) else {
+            Issue.record("open refused")
+            return
+        }
+        p.b.mux.produce()
+        p.deliver(from: p.b, to: p.a)
+        var opened: UInt32? = nil
+        while let e = p.a.mux.poll(now: p.now) {
+            if case .opened(let oid, let open) = e {
+                opened = oid
+                #expect(open.window == UInt32(MuxLimits.minCredit))
+            }
+        }
+        guard let oid = opened else {
+            Issue.record("no OPEN")
+            return
+        }
+        p.a.mux.accept(oid)
+        p.a.mux.produce()
+        p.deliver(from: p.a, to: p.b)
+        p.b.pollAll(now: p.now)
+        #expect(p.b.mux.info(id)?.sendCredit == MuxLimits.minCredit)
+        // The round trip is measured on a 300 ms path: credit grows to the whole buffer.
+        p.now = Instant(ms: 300)
+        #expect(p.settle())
+        #expect(p.a.mux.lastRttMs == 300)
+        #expect(p.b.mux.info(id)?.sendCredit == 64 * 1024)
     }
 
     @Test func staleOrUnsolicitedPongIsIgnored() {

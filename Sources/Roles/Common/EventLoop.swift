@@ -101,4 +101,13 @@ public struct RateLimit {
         defer { suppressed = 0 }
         return suppressed
     }
+
+    /// Writes one line at `level` if the limit allows it, ending in `suppressed=N`
+    /// when lines were dropped since the last one written. The fields are built
+    /// only when the line is written.
+    public mutating func log(_ level: LogLevel, _ event: StaticString, _ fields: @autoclosure () -> String, now: Instant) {
+        guard Log.enabled(level), allow(now: now) else { return }
+        let s = takeSuppressed()
+        Log.emit(level, event, fields() + (s > 0 ? " suppressed=" + String(s) : ""))
+    }
 }

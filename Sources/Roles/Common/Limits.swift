@@ -22,9 +22,19 @@ public enum Limits {
 
     // Relay capacity
     public static let relayMaxPendingHandshakes = 256
+    /// Of those, from one source address (an IPv6 source: its /64), so one address cannot hold them all.
+    public static let relayMaxPendingPerSource = 32
     public static let relayMaxTunnels = 4096
     public static let relayMaxStreamsPerTunnel = MuxLimits.defaultMaxStreamsServer
     public static let relayMaxStreams = 4096
+    /// Tunnels one key may hold at once as a forward (a device's key holds one: a
+    /// new connection replaces the old).
+    public static let relayMaxTunnelsPerKey = 8
+    /// Streams one key may have joined at once, over all its tunnels.
+    public static let relayMaxStreamsPerKey = 512
+    /// A key holding fewer streams may always open one more (while the pool has
+    /// buffers); above it, only while it holds less than a quarter of the free buffers.
+    public static let relayStreamsPerKeyFloor = 64
     /// Per stream and direction: fills a 100 ms path at 20 Mbit/s (250 KB) on one stream.
     public static let relayWindow = 256 * 1024
 
@@ -43,12 +53,23 @@ public enum Limits {
     public static let sniMaxPending = 256
     /// Public connections routed by SNI, in all.
     public static let sniMaxConnections = 1024
+    /// Of the pending ones, from one source address (IPv6: its /64).
+    public static let sniMaxPendingPerSource = 16
+    /// Of all public connections, from one source address (IPv6: its /64).
+    public static let sniMaxConnectionsPerSource = 64
+    /// Public connections routed to one device at once: the rest of the device's
+    /// streams (128 by default) stay free for operators.
+    public static let sniMaxStreamsPerDevice = 64
+    /// A routed public connection with no bytes either way for this long is closed.
+    public static let sniIdleTimeoutMs: Int64 = 120_000
 
     // Metrics endpoint (relay --metrics)
     /// A scrape must send its request within this.
     public static let metricsTimeoutMs: Int64 = 5_000
     /// Scrapes served at once.
     public static let metricsMaxConnections = 8
+    /// Of those, from one source address.
+    public static let metricsMaxConnectionsPerSource = 4
 
     /// Unsent bytes the kernel may hold on a tunnel socket (TCP_NOTSENT_LOWAT): more
     /// waits in our queues, where small messages can pass bulk ones. Bytes in flight
@@ -67,6 +88,9 @@ public enum Limits {
     public static let logBurst = 10
     /// The window.
     public static let logWindowMs: Int64 = 10_000
+    /// Relay: `agent_admitted` and `tunnel_down` lines per window (a fleet reconnecting
+    /// after an outage makes many at once; beyond this they are counted, not written).
+    public static let tunnelLogBurst = 100
     /// `relay_unreachable` while an agent keeps failing to reach its relay: lines per window.
     public static let unreachableLogBurst = 5
     /// Its window.

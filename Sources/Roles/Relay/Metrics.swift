@@ -37,9 +37,12 @@ final class MetricsConn {
     var sent = 0
     let deadline: Instant
     var done = false
+    /// Its place among the scrapes served at once (left when the connection is dropped).
+    let ticket: Gate.Ticket
 
-    init(fd: Int32, now: Instant) {
+    init(fd: Int32, ticket: Gate.Ticket, now: Instant) {
         self.fd = fd
+        self.ticket = ticket
         deadline = now.adding(ms: Limits.metricsTimeoutMs)
     }
 
@@ -101,7 +104,7 @@ extension Relay {
         line("tunnels", "role=\"reverse\"", UInt64(reverse))
         line("tunnels", "role=\"forward\"", UInt64(forward))
         metric("pending_handshakes", "gauge", "Connections in TLS, preamble or hello.")
-        line("pending_handshakes", "", UInt64(pending))
+        line("pending_handshakes", "", UInt64(pending.count))
         metric("streams", "gauge", "Streams joined through the relay (including SNI-routed connections).")
         line("streams", "", UInt64(streams))
         metric("streams_opened_total", "counter", "Streams joined since start.")

@@ -34,17 +34,24 @@ public final class Relay: LoopDriver {
     var sniListener: Int32 = -1
     var sniListenerReady = false
     var sniConns: [UInt64: SniConn] = [:]
-    var sniPending = 0
+    /// Public connections still sending their ClientHello, and all public connections.
+    let sniPending = Gate(limit: Limits.sniMaxPending, perSource: Limits.sniMaxPendingPerSource)
+    let sniOpen = Gate(limit: Limits.sniMaxConnections, perSource: Limits.sniMaxConnectionsPerSource)
     var sniLog = RateLimit()
     let stats = RelayStats()
     var metricsListener: Int32 = -1
     var metricsListenerReady = false
     var metricsConns: [MetricsConn] = []
+    let metricsGate = Gate(limit: Limits.metricsMaxConnections, perSource: Limits.metricsMaxConnectionsPerSource)
     var conns: [UInt64: RelayConn] = [:]
     /// Connected devices (reverse role) by ID. A reconnect with the same key replaces the entry at once.
     var online: [AgentID: RelayConn] = [:]
+    /// Tunnels and streams held by each key with a tunnel up.
+    var keyShares = KeyShares()
     var nextSerial: UInt64 = 1
-    var pending = 0
+    /// Connections in TLS, preamble or hello (each holds a ticket until it leaves those phases).
+    let pending = Gate(limit: Limits.relayMaxPendingHandshakes, perSource: Limits.relayMaxPendingPerSource)
+    var dropLog = RateLimit()
     var drainDeadline: Instant? = nil
     /// Fault injection for tests (AGENT_FAULT_ROUTE=FROM_ID:TO_ID): the relay sends
     /// streams meant for FROM to TO, i.e. it lies about the device, as a compromised
@@ -52,8 +59,12 @@ public final class Relay: LoopDriver {
     /// (tests/integration/test_e2e.py). It can only make the relay misbehave, which
     /// the trust model assumes a relay may do anyway.
     var faultRoute: (AgentID, AgentID)? = nil
+    // Every line a peer can cause is rate-limited (Limits.logBurst per Limits.logWindowMs;
+    // tunnels up and down, which a fleet makes in bursts, Limits.tunnelLogBurst).
     var deniedLog = RateLimit()
     var failLog = RateLimit()
+    var refusedLog = RateLimit()
+    var tunnelLog = RateLimit(burst: Limits.tunnelLogBurst)
     public private(set) var finished = false
     public private(set) var exitCode: Int32 = 0
 
@@ -166,21 +177,20 @@ public final class Relay: LoopDriver {
     // MARK: - LoopDriver
 
     public func collect(into set: inout PollSet, now: Instant) {
-        if listener >= 0 && drainDeadline == nil && pending < Limits.relayMaxPendingHandshakes
+        if listener >= 0 && drainDeadline == nil && pending.isOpen
             && conns.count < Limits.relayMaxTunnels {
             set.add(fd: listener, interest: .read, token: Token.make(TokenKind.listener.rawValue, 0))
         }
         for (serial, c) in conns where !c.link.isClosed {
             set.add(fd: c.link.fd, interest: c.link.interest, token: Token.make(TokenKind.conn.rawValue, serial))
         }
-        if sniListener >= 0 && drainDeadline == nil && sniPending < Limits.sniMaxPending
-            && sniConns.count < Limits.sniMaxConnections {
+        if sniListener >= 0 && drainDeadline == nil && sniPending.isOpen && sniOpen.isOpen {
             set.add(fd: sniListener, interest: .read, token: Token.make(TokenKind.sniListener.rawValue, 0))
         }
         for (serial, s) in sniConns where s.splice.fd >= 0 {
             set.add(fd: s.splice.fd, interest: s.splice.interest, token: Token.make(TokenKind.sni.rawValue, serial))
         }
-        if metricsListener >= 0 && metricsConns.count < Limits.metricsMaxConnections {
+        if metricsListener >= 0 && metricsGate.isOpen {
             set.add(fd: metricsListener, interest: .read, token: Token.make(TokenKind.metricsListener.rawValue, 0))
         }
         for (i, m) in metricsConns.enumerated() {
@@ -259,8 +269,11 @@ public final class Relay: LoopDriver {
         metricsConns.removeAll { $0.done || now >= $0.deadline }
         if metricsListenerReady {
             metricsListenerReady = false
-            while metricsConns.count < Limits.metricsMaxConnections, let (fd, _) = Socket.accept(metricsListener) {
-                metricsConns.append(MetricsConn(fd: fd, now: now))
+            while metricsGate.isOpen, let (fd, peer) = Socket.accept(metricsListener) {
+                switch metricsGate.enter(SourceKey(peer)) {
+                case .success(let t): metricsConns.append(MetricsConn(fd: fd, ticket: t, now: now))
+                case .failure: drop(fd, peer, "metrics_per_source", now: now)
+                }
             }
         }
         // Drive connections until nothing changes (a join moving bytes marks its partner).
@@ -311,10 +324,18 @@ public final class Relay: LoopDriver {
         var n = 0
         while n < 64, let (fd, peer) = Socket.accept(listener) {
             n += 1
-            if pending >= Limits.relayMaxPendingHandshakes || conns.count >= Limits.relayMaxTunnels || drainDeadline != nil {
-                RelayStats.bump(&stats.drops, pending >= Limits.relayMaxPendingHandshakes ? "pending_limit"
-                                : drainDeadline != nil ? "draining" : "tunnel_limit")
-                Socket.close(fd)
+            if conns.count >= Limits.relayMaxTunnels || drainDeadline != nil {
+                drop(fd, peer, drainDeadline != nil ? "draining" : "tunnel_limit", now: now)
+                continue
+            }
+            let ticket: Gate.Ticket
+            switch pending.enter(SourceKey(peer)) {
+            case .success(let t): ticket = t
+            case .failure(.full):
+                drop(fd, peer, "pending_limit", now: now)
+                continue
+            case .failure(.sourceShare):
+                drop(fd, peer, "pending_per_source", now: now)
                 continue
             }
             Socket.setNotSentLowWater(fd, Limits.tunnelNotSentLowWater)
@@ -326,9 +347,9 @@ public final class Relay: LoopDriver {
             let serial = nextSerial
             nextSerial += 1
             let mux = Mux(side: .relay, limits: muxLimits, pool: pool, now: now)
-            let c = RelayConn(serial: serial, link: TLSLink(fd: fd, tls: tls), peer: peer, mux: mux, now: now)
+            let c = RelayConn(serial: serial, link: TLSLink(fd: fd, tls: tls), peer: peer, mux: mux, pendingTicket: ticket,
+                              now: now)
             conns[serial] = c
-            pending += 1
             Log.debug("connection_accepted", "peer=" + peer.text)
         }
     }
@@ -507,7 +528,7 @@ public final class Relay: LoopDriver {
             j.detach()
             j.fwd.dirty = true
             RelayStats.bump(&stats.refusals, reason.text)
-            Log.info("stream_refused", "device=" + (c.id?.text ?? "-") + " reason=" + reason.text)
+            refusedLog.log(.info, "stream_refused", "device=" + (c.id?.text ?? "-") + " reason=" + reason.text, now: now)
         case .reset(let sid, let reason):
             if let s = c.sniStreams.removeValue(forKey: sid) {
                 Log.debug("sni_reset", "host=" + s.hostname + " client=" + s.peer.text + " reason=" + reason.text)
@@ -551,13 +572,21 @@ public final class Relay: LoopDriver {
             if let (from, to) = faultRoute, from == askedID { devID = to }
             guard let d = online[devID], d.phase == .ready, !d.link.isClosed else {
                 refuseOpen(c, sid, .noSuchDevice)
-                Log.info("stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text + " reason=no_such_device")
+                refusedLog.log(.info, "stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text
+                               + " reason=no_such_device", now: now)
+                return
+            }
+            if let share = c.share, !KeyShare.mayOpen(streams: share.streams, poolAvailable: pool.available) {
+                refuseOpen(c, sid, .noResources)
+                refusedLog.log(.warn, "stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text
+                               + " reason=key_share streams=" + String(share.streams), now: now)
                 return
             }
             guard let dsid = d.mux.open(.device(devID), origin: c.id?.bytes ?? [UInt8](repeating: 0, count: 20),
                                         caller: open.caller, now: now) else {
                 refuseOpen(c, sid, .noResources)
-                Log.warn("stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text + " reason=no_resources")
+                refusedLog.log(.warn, "stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text
+                               + " reason=no_resources", now: now)
                 return
             }
             let j = Join(fwd: c, fwdStream: sid, dev: d, devStream: dsid, stats: stats)
@@ -569,6 +598,13 @@ public final class Relay: LoopDriver {
         case .hostname:
             refuseOpen(c, sid, .unknownHostname)
         }
+    }
+
+    /// Closes a connection refused at a limit; counted, and logged at a bounded rate.
+    func drop(_ fd: Int32, _ peer: SocketAddress, _ reason: String, now: Instant) {
+        Socket.close(fd)
+        RelayStats.bump(&stats.drops, reason)
+        dropLog.log(.warn, "connection_dropped", "peer=" + peer.text + " reason=" + reason, now: now)
     }
 
     /// Refuses a forward's open and counts the reason.
@@ -583,15 +619,29 @@ public final class Relay: LoopDriver {
         var n = 0
         while n < 64, let (fd, peer) = Socket.accept(sniListener) {
             n += 1
-            if sniPending >= Limits.sniMaxPending || sniConns.count >= Limits.sniMaxConnections || drainDeadline != nil {
-                RelayStats.bump(&stats.drops, "sni_limit")
-                Socket.close(fd)
+            if drainDeadline != nil {
+                drop(fd, peer, "sni_draining", now: now)
+                continue
+            }
+            let source = SourceKey(peer)
+            let open: Gate.Ticket
+            let pend: Gate.Ticket
+            switch sniOpen.enter(source) {
+            case .success(let t): open = t
+            case .failure(let r):
+                drop(fd, peer, r == .full ? "sni_limit" : "sni_per_source", now: now)
+                continue
+            }
+            switch sniPending.enter(source) {
+            case .success(let t): pend = t
+            case .failure(let r):
+                open.leave()
+                drop(fd, peer, r == .full ? "sni_pending_limit" : "sni_pending_per_source", now: now)
                 continue
             }
             let serial = nextSerial
             nextSerial += 1
-            sniConns[serial] = SniConn(serial: serial, fd: fd, peer: peer, now: now)
-            sniPending += 1
+            sniConns[serial] = SniConn(serial: serial, fd: fd, peer: peer, pendingTicket: pend, connectionTicket: open, now: now)
         }
     }
 
@@ -618,6 +668,15 @@ public final class Relay: LoopDriver {
         case .open:
             guard let dev = s.dev else { return }
             if s.splice.pump(dev.mux) { dev.dirty = true }
+            if s.idleExpired(now: now) {
+                Log.debug("sni_idle", "host=" + s.hostname + " client=" + s.peer.text)
+                RelayStats.bump(&stats.drops, "sni_idle")
+                dev.mux.reset(s.splice.streamID, .timeout)
+                dev.sniStreams.removeValue(forKey: s.splice.streamID)
+                dev.dirty = true
+                closeSni(s, abort: true)
+                return
+            }
             if let e = s.splice.localError {
                 Log.debug("sni_reset", "host=" + s.hostname + " client=" + s.peer.text + " error=" + Log.quote(SysError.describe(e)))
                 dev.mux.reset(s.splice.streamID, .closed)
@@ -643,13 +702,17 @@ public final class Relay: LoopDriver {
             sniRefuse(s, reason: "unknown_hostname", now: now)
             return
         }
+        guard dev.sniStreams.count < Limits.sniMaxStreamsPerDevice else {
+            sniRefuse(s, reason: "device_share", now: now)
+            return
+        }
         let caller = PeerAddress(ip: s.peer.ipBytes, port: s.peer.port)
         guard let sid = dev.mux.open(.hostname(host), caller: caller, now: now) else {
             sniRefuse(s, reason: "no_resources", now: now)
             return
         }
-        sniPending -= 1
         s.phase = .opening
+        s.lastActive = now
         s.dev = dev
         s.splice.streamID = sid
         dev.sniStreams[sid] = s
@@ -660,11 +723,8 @@ public final class Relay: LoopDriver {
     /// Closes a public connection that could not be routed; the reason is counted and logged (rate-limited).
     func sniRefuse(_ s: SniConn, reason: String, now: Instant) {
         RelayStats.bump(&stats.drops, "sni_" + reason)
-        if sniLog.allow(now: now) {
-            let sup = sniLog.takeSuppressed()
-            Log.info("sni_refused", "client=" + s.peer.text + (s.hostname.utf8.isEmpty ? "" : " host=" + s.hostname)
-                     + " reason=" + reason + (sup > 0 ? " suppressed=" + String(sup) : ""))
-        }
+        sniLog.log(.info, "sni_refused", "client=" + s.peer.text + (s.hostname.utf8.isEmpty ? "" : " host=" + s.hostname)
+                   + " reason=" + reason, now: now)
         closeSni(s, abort: false)
     }
 
@@ -672,7 +732,8 @@ public final class Relay: LoopDriver {
         if s.closed { return }
         stats.sniBytesIn += s.splice.bytesIn
         stats.sniBytesOut += s.splice.bytesOut
-        if s.isPending { sniPending -= 1 }
+        s.pendingTicket.leave()
+        s.connectionTicket.leave()
         s.closed = true
         s.splice.closeLocal(abort: abort)
         s.dev = nil
@@ -740,18 +801,24 @@ public final class Relay: LoopDriver {
             let e = Registry.Entry(id: v.id, role: m.role, enrolledAt: entry?.enrolledAt ?? Clock.wallSeconds(),
                                    via: via, hostnames: granted)
             do throws(SysError) { try registry.put(e) } catch {
-                Log.error("registry_write_failed", "error=" + Log.quote(error.message))
+                failLog.log(.error, "registry_write_failed", "error=" + Log.quote(error.message), now: now)
                 return deny(c, reason: "registry_write_failed", now: now)
             }
             newlyEnrolled = entry == nil
             entry = e
         }
+        let share = keyShares.of(v.id)
+        if m.role == .forward && share.tunnels >= Limits.relayMaxTunnelsPerKey {
+            keyShares.tidy(v.id)
+            return deny(c, reason: "tunnels_per_key", now: now)
+        }
+        share.tunnels += 1
+        c.share = share
         c.id = v.id
         c.role = m.role
         c.hostnames = claimed
         c.phase = .ready
         c.deadline = nil
-        pending -= 1
         stats.admitted += 1
         _ = c.mux.sendHello(.welcome, WelcomeMessage(id: v.id, newlyEnrolled: newlyEnrolled).encode())
         c.mux.helloFinished(now: now)
@@ -761,17 +828,14 @@ public final class Relay: LoopDriver {
             }
             online[v.id] = c
         }
-        Log.info("agent_admitted", c.label + " via=" + via + (newlyEnrolled ? " enrolled=yes" : "") + " peer=" + c.peer.text
-                 + (c.upgraded ? " transport=http-upgrade" : ""))
+        tunnelLog.log(.info, "agent_admitted", c.label + " via=" + via + (newlyEnrolled ? " enrolled=yes" : "") + " peer=" + c.peer.text
+                      + (c.upgraded ? " transport=http-upgrade" : ""), now: now)
     }
 
     /// Tells the agent nothing but DENIED; the reason goes to our log only.
     func deny(_ c: RelayConn, reason: String, now: Instant) {
         RelayStats.bump(&stats.handshakeFailures, reason)
-        if deniedLog.allow(now: now) {
-            let s = deniedLog.takeSuppressed()
-            Log.warn("agent_denied", "peer=" + c.peer.text + " reason=" + reason + (s > 0 ? " suppressed=" + String(s) : ""))
-        }
+        deniedLog.log(.warn, "agent_denied", "peer=" + c.peer.text + " reason=" + reason, now: now)
         _ = c.mux.sendHello(.denied, [])
         _ = TunnelPipe.pushOutput(c.link, c.mux)
         c.link.tls.sendCloseNotify()
@@ -782,16 +846,12 @@ public final class Relay: LoopDriver {
 
     func logFailure(_ c: RelayConn, _ what: StaticString, _ detail: String, now: Instant) {
         RelayStats.bump(&stats.handshakeFailures, what.description)
-        if failLog.allow(now: now) {
-            let s = failLog.takeSuppressed()
-            Log.info(what, "peer=" + c.peer.text + " " + detail + (s > 0 ? " suppressed=" + String(s) : ""))
-        }
+        failLog.log(.info, what, "peer=" + c.peer.text + " " + detail, now: now)
     }
 
     /// Closes a connection and resets every stream joined to it.
     func close(_ c: RelayConn, reason: String?, now: Instant) {
         if c.link.isClosed { return }
-        if c.isPending { pending -= 1 }
         for (_, j) in c.joins {
             if j.fwd === c {
                 j.dev.mux.reset(j.devStream, .closed)
@@ -808,10 +868,15 @@ public final class Relay: LoopDriver {
         for (_, s) in c.sniStreams { closeSni(s, abort: true) }
         c.sniStreams.removeAll()
         if let id = c.id, let o = online[id], o === c { online.removeValue(forKey: id) }
+        if let share = c.share, let id = c.id {
+            share.tunnels -= 1
+            c.share = nil
+            keyShares.tidy(id)
+        }
         if c.phase == .ready {
             c.link.tls.sendCloseNotify()
             c.link.flush()
-            Log.info("tunnel_down", c.label + " reason=" + Log.quote(reason ?? "closed"))
+            tunnelLog.log(.info, "tunnel_down", c.label + " reason=" + Log.quote(reason ?? "closed"), now: now)
         }
         c.link.close()
         c.phase = .closing

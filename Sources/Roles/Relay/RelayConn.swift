@@ -14,19 +14,31 @@ final class RelayConn {
         case ready
         /// Sending DENIED (or the last frames); closed once flushed or at the deadline.
         case closing
+
+        /// TLS, preamble and hello: the connection holds a place among the pending handshakes.
+        var isPending: Bool { self == .tls || self == .preamble || self == .hello }
     }
 
     let serial: UInt64
     let link: TLSLink
     let peer: SocketAddress
     let mux: Mux
-    var phase: Phase = .tls
+    /// Leaving the pending phases, by whatever path (admitted, denied, answered
+    /// with 426, closed), gives back the place among the pending handshakes: the
+    /// count cannot drift from the phases.
+    var phase: Phase = .tls {
+        didSet { if !phase.isPending { pendingTicket?.leave() } }
+    }
+    /// The place this connection holds among the pending handshakes (global and per source).
+    let pendingTicket: Gate.Ticket?
     /// TLS + hello must finish by then; while closing, when to give up flushing.
     var deadline: Instant?
     var nonce: [UInt8] = []
     var id: AgentID? = nil
     var role: AgentRole? = nil
     var hostnames: [String] = []
+    /// What this tunnel's key holds in all (set when admitted).
+    var share: KeyShare? = nil
     /// Streams of this tunnel joined to another tunnel, by this tunnel's stream id.
     var joins: [UInt32: Join] = [:]
     /// Streams of this (device's) tunnel carrying public connections routed by SNI.
@@ -35,8 +47,9 @@ final class RelayConn {
     var closeReason: String? = nil
     let connectedAt: Instant
 
-    init(serial: UInt64, link: TLSLink, peer: SocketAddress, mux: Mux, now: Instant) {
+    init(serial: UInt64, link: TLSLink, peer: SocketAddress, mux: Mux, pendingTicket: Gate.Ticket?, now: Instant) {
         self.serial = serial
+        self.pendingTicket = pendingTicket
         self.link = link
         self.peer = peer
         self.mux = mux
@@ -44,7 +57,7 @@ final class RelayConn {
         self.deadline = now.adding(ms: Limits.relayHandshakeTimeoutMs)
     }
 
-    var isPending: Bool { phase == .tls || phase == .preamble || phase == .hello }
+    var isPending: Bool { phase.isPending }
     /// The agent came through an HTTP Upgrade (a proxy or load balancer in front).
     var upgraded = false
 
@@ -64,7 +77,10 @@ final class Join {
     let fwdStream: UInt32
     let dev: RelayConn
     let devStream: UInt32
+    /// The forward's key: this join counts among its streams until detached.
+    let share: KeyShare?
     var accepted = false
+    var detached = false
     var fwdFinPassed = false
     var devFinPassed = false
     var bytesUp: UInt64 = 0     // forward -> device
@@ -72,6 +88,8 @@ final class Join {
 
     init(fwd: RelayConn, fwdStream: UInt32, dev: RelayConn, devStream: UInt32, stats: RelayStats) {
         self.stats = stats
+        share = fwd.share
+        share?.streams += 1
         self.fwd = fwd
         self.fwdStream = fwdStream
         self.dev = dev
@@ -97,6 +115,10 @@ final class Join {
     }
 
     func detach() {
+        if !detached {
+            detached = true
+            share?.streams -= 1
+        }
         fwd.joins.removeValue(forKey: fwdStream)
         dev.joins.removeValue(forKey: devStream)
     }

@@ -16,14 +16,27 @@ final class SniConn {
     let serial: UInt64
     let peer: SocketAddress
     let splice: RawSplice
-    var phase: Phase
+    /// Leaving `.hello` gives back the place among the pending public connections.
+    var phase: Phase {
+        didSet { if !isPending { pendingTicket.leave() } }
+    }
+    /// Places held among the public connections still in their ClientHello, and among all of them.
+    let pendingTicket: Gate.Ticket
+    let connectionTicket: Gate.Ticket
+    /// Routed: bytes seen either way at the last check, and when they last changed (idle timeout).
+    var lastBytes: UInt64 = 0
+    var lastActive: Instant
     var dev: RelayConn? = nil
     var hostname = ""
     var closed = false
 
-    init(serial: UInt64, fd: Int32, peer: SocketAddress, now: Instant) {
+    init(serial: UInt64, fd: Int32, peer: SocketAddress, pendingTicket: Gate.Ticket, connectionTicket: Gate.Ticket,
+         now: Instant) {
         self.serial = serial
         self.peer = peer
+        self.pendingTicket = pendingTicket
+        self.connectionTicket = connectionTicket
+        lastActive = now
         splice = RawSplice(streamID: 0, fd: fd, label: peer.text, buffer: ByteQueue(capacity: ClientHelloSNI.maxBytes))
         phase = .hello(deadline: now.adding(ms: Limits.sniHelloTimeoutMs))
         splice.readEarly = true
@@ -34,8 +47,19 @@ final class SniConn {
         return false
     }
 
+    /// The ClientHello's deadline, then the idle timeout.
     var deadline: Instant? {
         if case .hello(let d) = phase { return d }
-        return nil
+        return lastActive.adding(ms: Limits.sniIdleTimeoutMs)
+    }
+
+    /// Notes bytes moved since the last call; true if the connection has been idle too long.
+    func idleExpired(now: Instant) -> Bool {
+        let total = splice.bytesIn + splice.bytesOut
+        if total != lastBytes {
+            lastBytes = total
+            lastActive = now
+        }
+        return now >= lastActive.adding(ms: Limits.sniIdleTimeoutMs)
     }
 }
