@@ -109,12 +109,13 @@ def test_one_source_cannot_hold_all_pending_handshakes(net):
             s.bind(("127.0.0.2", 0))
             s.connect((HOST, net.relay_port))
             held.append(s)
+        dev = net.keygen("dev.pem")
+        net.reverse("dev.pem", "--authorize-any", wait=False)
+        # Well before the held connections' handshake timeout (10 s) frees their places.
+        relay.wait_log(r"agent_admitted id=%s" % dev, timeout=5)
         # The relay accepted at most its per-source share (32) as pending; the rest were closed.
         wait_metric(mport, "drops_total", '{reason="pending_per_source"}', 1, timeout=10)
         assert metric(mport, "pending_handshakes") <= 32
-        dev = net.keygen("dev.pem")
-        net.reverse("dev.pem", "--authorize-any")
-        relay.wait_log(r"agent_admitted id=%s" % dev)
     finally:
         for s in held:
             s.close()
@@ -164,16 +165,17 @@ def test_public_sni_connections_leave_room_for_operators(net):
             s.connect((HOST, sport))
             s.sendall(hello)
             held.append(s)
-        wait_metric(mport, "drops_total", '{reason="sni_device_share"}', 1, timeout=15)
         # The echo target got a connection for each routed one: the device holds its share.
         deadline = time.time() + 10
         while echo.connections < 64 and time.time() < deadline:
             time.sleep(0.05)
         assert echo.connections >= 64
+        time.sleep(0.5)
         # The operator still gets a stream.
         data = os.urandom(100_000)
         assert transfer(fwd.port, data) == data
         assert "no_resources" not in fwd.log()
+        wait_metric(mport, "drops_total", '{reason="sni_device_share"}', 1, timeout=15)
     finally:
         for s in held:
             s.close()
