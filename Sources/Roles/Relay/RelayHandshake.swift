@@ -1,0 +1,173 @@
+import Crypto
+import Loop
+import Mux
+import Wire
+
+/// An accepted connection's way to a tunnel: TLS, the preamble (raw or HTTP Upgrade),
+/// the hello; refusals and their log lines.
+extension Relay {
+    func acceptAll(now: Instant) {
+        var n = 0
+        while n < 64, let (fd, peer) = Socket.accept(listener) {
+            n += 1
+            if conns.count >= Limits.relayMaxTunnels || drainDeadline != nil {
+                drop(fd, peer, drainDeadline != nil ? "draining" : "tunnel_limit", now: now)
+                continue
+            }
+            let ticket: Gate.Ticket
+            switch pending.enter(SourceKey(peer)) {
+            case .success(let t): ticket = t
+            case .failure(.full):
+                drop(fd, peer, "pending_limit", now: now)
+                continue
+            case .failure(.sourceShare):
+                drop(fd, peer, "pending_per_source", now: now)
+                continue
+            }
+            Socket.setNotSentLowWater(fd, Limits.tunnelNotSentLowWater)
+            let tls: TLSSession
+            do throws(CryptoError) { tls = try TLSSession(config: tlsConfig) } catch {
+                Socket.close(fd)
+                continue
+            }
+            let serial = nextSerial
+            nextSerial += 1
+            let mux = Mux(side: .relay, limits: muxLimits, pool: pool, now: now)
+            let c = RelayConn(serial: serial, link: TLSLink(fd: fd, tls: tls), peer: peer, mux: mux, pendingTicket: ticket,
+                              now: now)
+            conns[serial] = c
+            Log.debug("connection_accepted", "peer=" + peer.text)
+        }
+    }
+
+    func drive(_ c: RelayConn, now: Instant) {
+        switch c.phase {
+        case .tls:
+            switch c.link.tls.handshake() {
+            case .done:
+                c.phase = .preamble
+                drive(c, now: now)
+                return
+            case .failed(let e):
+                logFailure(c, "tls_failed", "mbedtls=-0x" + String(-Int(e), radix: 16), now: now)
+                close(c, reason: nil, now: now)
+                return
+            case .needIO:
+                c.link.flush()
+            }
+            if c.link.socketEOF || c.link.socketError != nil { close(c, reason: nil, now: now); return }
+            if let d = c.deadline, now >= d {
+                logFailure(c, "handshake_timeout", "phase=tls", now: now)
+                close(c, reason: nil, now: now)
+            }
+        case .preamble:
+            let inputOK = TunnelPipe.pullInput(c.link.tls, c.mux)
+            switch Preamble.classify(c.mux.rx.readable) {
+            case .raw(let n):
+                c.mux.rx.consume(n)
+                startHello(c, now: now)
+            case .http(let n, let upgrade):
+                c.mux.rx.consume(n)
+                if upgrade {
+                    c.upgraded = true
+                    _ = c.link.tls.write(Preamble.switching)
+                    startHello(c, now: now)
+                } else {
+                    // A health check or a browser: say what this port speaks, then close.
+                    _ = c.link.tls.write(Preamble.upgradeRequired)
+                    c.link.tls.sendCloseNotify()
+                    c.link.flush()
+                    c.phase = .closing
+                    c.deadline = now.adding(ms: 2_000)
+                }
+            case .garbage:
+                logFailure(c, "preamble_failed", "error=not_an_agent", now: now)
+                close(c, reason: nil, now: now)
+            case .needMore:
+                if !inputOK || c.link.socketEOF || c.link.socketError != nil {
+                    close(c, reason: nil, now: now)
+                } else if let d = c.deadline, now >= d {
+                    logFailure(c, "handshake_timeout", "phase=preamble", now: now)
+                    close(c, reason: nil, now: now)
+                }
+            }
+        case .hello:
+            if !TunnelPipe.pullInput(c.link.tls, c.mux) { close(c, reason: nil, now: now); return }
+            while c.phase == .hello, let ev = c.mux.poll(now: now) {
+                switch ev {
+                case .hello(.auth, let payload):
+                    handleAuth(c, payload, now: now)
+                case .failed(let f):
+                    logFailure(c, "hello_failed", "error=" + f.text, now: now)
+                    close(c, reason: nil, now: now)
+                    return
+                default:
+                    logFailure(c, "hello_failed", "error=unexpected_frame", now: now)
+                    close(c, reason: nil, now: now)
+                    return
+                }
+            }
+            if c.link.isClosed { return }
+            if !TunnelPipe.pushOutput(c.link, c.mux) { close(c, reason: nil, now: now); return }
+            if c.phase == .hello {
+                if c.link.socketEOF { close(c, reason: nil, now: now); return }
+                if let d = c.deadline, now >= d {
+                    logFailure(c, "handshake_timeout", "phase=hello", now: now)
+                    close(c, reason: nil, now: now)
+                }
+            } else if c.phase == .ready {
+                drive(c, now: now)
+            }
+        case .ready:
+            driveReady(c, now: now)
+        case .closing:
+            c.link.flush()
+            if c.link.isFlushed || (c.deadline.map { now >= $0 } ?? true) || c.link.socketError != nil {
+                close(c, reason: nil, now: now)
+            }
+        }
+    }
+
+    /// Sends CHALLENGE (the relay speaks first once it knows the agent's transport).
+    func startHello(_ c: RelayConn, now: Instant) {
+        c.phase = .hello
+        do throws(CryptoError) {
+            let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng)
+            c.nonce = nonce
+            _ = c.mux.sendHello(.challenge, payload)
+        } catch {
+            close(c, reason: "challenge: " + error.message, now: now)
+            return
+        }
+        if !TunnelPipe.pushOutput(c.link, c.mux) {
+            close(c, reason: "write failed", now: now)
+            return
+        }
+        drive(c, now: now)
+    }
+
+    /// Closes a connection refused at a limit; counted, and logged at a bounded rate.
+    func drop(_ fd: Int32, _ peer: SocketAddress, _ reason: String, now: Instant) {
+        Socket.close(fd)
+        RelayStats.bump(&stats.drops, reason)
+        dropLog.log(.warn, "connection_dropped", "peer=" + peer.text + " reason=" + reason, now: now)
+    }
+
+
+    /// Tells the agent nothing but DENIED; the reason goes to our log only.
+    func deny(_ c: RelayConn, reason: String, now: Instant) {
+        RelayStats.bump(&stats.handshakeFailures, reason)
+        deniedLog.log(.warn, "agent_denied", "peer=" + c.peer.text + " reason=" + reason, now: now)
+        _ = c.mux.sendHello(.denied, [])
+        _ = TunnelPipe.pushOutput(c.link, c.mux)
+        c.link.tls.sendCloseNotify()
+        c.link.flush()
+        c.phase = .closing
+        c.deadline = now.adding(ms: 2_000)
+    }
+
+    func logFailure(_ c: RelayConn, _ what: StaticString, _ detail: String, now: Instant) {
+        RelayStats.bump(&stats.handshakeFailures, what.description)
+        failLog.log(.info, what, "peer=" + c.peer.text + " " + detail, now: now)
+    }
+}
