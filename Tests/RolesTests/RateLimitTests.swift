@@ -51,3 +51,33 @@ import Wire
         #expect(r.suppressed == 0)
     }
 }
+
+/// `TokenBucket`: the enrollment rate of the relay (review finding 8).
+@Suite struct TokenBucketTests {
+    static func take(_ b: inout TokenBucket, _ ms: Int64) -> Bool { b.take(now: Instant(ms: ms)) }
+
+    @Test func burstThenRefillAtTheRate() {
+        var b = TokenBucket(burst: 5, perSecond: 10)
+        var n = 0
+        for _ in 0..<20 where b.take(now: Instant(ms: 1_000)) { n += 1 }
+        #expect(n == 5)
+        // 100 ms at 10 per second: one more.
+        #expect(Self.take(&b, 1_100) == true)
+        #expect(Self.take(&b, 1_100) == false)
+        // 50 ms: half a token, not enough; 50 more: one.
+        #expect(Self.take(&b, 1_150) == false)
+        #expect(Self.take(&b, 1_200) == true)
+        // A long pause refills only up to the burst.
+        n = 0
+        for _ in 0..<20 where b.take(now: Instant(ms: 100_000)) { n += 1 }
+        #expect(n == 5)
+    }
+
+    @Test func clockGoingBackDoesNotRefill() {
+        var b = TokenBucket(burst: 1, perSecond: 1)
+        #expect(Self.take(&b, 10_000) == true)
+        #expect(Self.take(&b, 5_000) == false)
+        #expect(Self.take(&b, 10_500) == false)
+        #expect(Self.take(&b, 11_000) == true)
+    }
+}

@@ -35,6 +35,9 @@ public enum Limits {
     /// A key holding fewer streams may always open one more (while the pool has
     /// buffers); above it, only while it holds less than a quarter of the free buffers.
     public static let relayStreamsPerKeyFloor = 64
+    /// New keys the relay enrols: at most this many at once, refilled at `relayEnrollPerSecond`.
+    public static let relayEnrollBurst = 200
+    public static let relayEnrollPerSecond = 50
     /// Per stream and direction: fills a 100 ms path at 20 Mbit/s (250 KB) on one stream.
     public static let relayWindow = 256 * 1024
 

@@ -48,6 +48,9 @@ public final class Relay: LoopDriver {
     var online: [AgentID: RelayConn] = [:]
     /// Tunnels and streams held by each key with a tunnel up.
     var keyShares = KeyShares()
+    /// New keys enrolled: a bounded rate (each is a registry write, and under
+    /// --open-enrollment anyone can ask).
+    var enrollRate = TokenBucket(burst: Limits.relayEnrollBurst, perSecond: Limits.relayEnrollPerSecond)
     var nextSerial: UInt64 = 1
     /// Connections in TLS, preamble or hello (each holds a ticket until it leaves those phases).
     let pending = Gate(limit: Limits.relayMaxPendingHandshakes, perSource: Limits.relayMaxPendingPerSource)

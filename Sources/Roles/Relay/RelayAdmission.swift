@@ -61,6 +61,9 @@ extension Relay {
         for h in claimed {
             if let owner = registry.owner(ofHostname: h), owner != v.id { return deny(c, reason: "hostname_taken", now: now) }
         }
+        if entry == nil && !enrollRate.take(now: now) {
+            return deny(c, reason: "enrollment_rate", now: now)
+        }
         if entry == nil || !Text.equal(entry!.hostnames, granted) || entry!.role != m.role {
             let e = Registry.Entry(id: v.id, role: m.role, enrolledAt: entry?.enrolledAt ?? Clock.wallSeconds(),
                                    via: via, hostnames: granted)
