@@ -45,8 +45,8 @@ OPERATOR=$("$AGENT" keygen --identity operator.pem 2>/dev/null); echo "operator 
 say "Enrollment tokens, signed with the relay's secret (valid 10 minutes)"
 show agent token --secret enroll.secret --valid 600 --device "$DEVICE" ">" device.token
 "$AGENT" token --secret enroll.secret --valid 600 --device "$DEVICE" > device.token 2>/dev/null
-show agent token --secret enroll.secret --valid 600 --device "$OPERATOR" ">" operator.token
-"$AGENT" token --secret enroll.secret --valid 600 --device "$OPERATOR" > operator.token 2>/dev/null
+show agent token --secret enroll.secret --valid 600 --role operator --device "$OPERATOR" ">" operator.token
+"$AGENT" token --secret enroll.secret --valid 600 --role operator --device "$OPERATOR" > operator.token 2>/dev/null
 echo "device token: $(cut -c1-40 device.token)..."
 
 say "The relay (its key and certificate are created in relay-state/; it prints its pin)"

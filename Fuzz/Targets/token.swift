@@ -51,6 +51,9 @@ func checkVerify(_ text: [UInt8]) -> Result<EnrollmentToken, EnrollmentToken.Fai
     require(t.hostnames.count <= 8, "more than 8 hostnames")
     for h in t.hostnames { require(OpenPayload.isHostnameBytes(Array(h.utf8)), "bad hostname in a token") }
     require(t.nonce.count == 8, "nonce size")
+    require(t.uses >= 1 && t.uses <= Limits.tokenMaxUses, "use count out of range")
+    if t.device != nil { require(t.uses == 1, "a bound token counts more than one use") }
+    if t.role == .forward { require(t.hostnames.isEmpty, "an operator token with hostnames") }
     // Signing the value again gives a token that verifies to the same value.
     let again = t.sign(secret: secret)
     let r2 = EnrollmentToken.verify(Array(again.utf8), secret: secret, now: tokenNow, device: tokenDevice)
@@ -91,6 +94,7 @@ func fuzzSeeds() -> [(String, [UInt8])] {
     let nonce: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8]
     let plain = EnrollmentToken(expires: tokenNow + 3600, device: nil, hostnames: [], nonce: nonce)
     let bound = EnrollmentToken(expires: tokenNow + 86400, device: tokenDevice, hostnames: ["cam.example", "Door-2"], nonce: nonce)
+    let op = EnrollmentToken(expires: tokenNow + 3600, device: nil, hostnames: [], nonce: nonce, role: .forward, uses: 1000)
     let expired = EnrollmentToken(expires: tokenNow - 1, device: nil, hostnames: ["x"], nonce: nonce)
     let otherDevice = EnrollmentToken(expires: tokenNow + 60, device: AgentID(bytes: [UInt8](repeating: 9, count: 20))!,
                                       hostnames: [], nonce: nonce)
@@ -108,6 +112,7 @@ func fuzzSeeds() -> [(String, [UInt8])] {
         ("verify-other-device", text(otherDevice)),
         ("payload-plain", payload(plain)),
         ("payload-bound", payload(bound)),
+        ("payload-operator", payload(op)),
         ("encodings-id", [2] + Array(tokenDevice.text.utf8)),
         ("encodings-b64", [2] + Array(Base64URL.encode([0xfb, 0xff, 0x00, 0x10]).utf8)),
         ("encodings-pin", [2] + Array(("sha256:" + Hex.encode([UInt8](repeating: 0xab, count: 32))).utf8)),

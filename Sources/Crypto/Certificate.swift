@@ -108,16 +108,20 @@ public enum CertificateWriter {
         public var notAfter: String
         /// subjectAltName dNSNames (hostnames a session CA lets the agent claim); none if empty.
         public var dnsNames: [String]
+        /// The role a session CA gives the certificate (an extended key usage, see
+        /// `CertificateRole`); nil for self-signed and CA certificates.
+        public var role: AgentRole?
 
         public init(commonName: String, isCA: Bool = false,
                     notBefore: String = CertificateWriter.selfSignedNotBefore,
                     notAfter: String = CertificateWriter.selfSignedNotAfter,
-                    dnsNames: [String] = []) {
+                    dnsNames: [String] = [], role: AgentRole? = nil) {
             self.commonName = commonName
             self.isCA = isCA
             self.notBefore = notBefore
             self.notAfter = notAfter
             self.dnsNames = dnsNames
+            self.role = role
         }
     }
 
@@ -158,6 +162,7 @@ public enum CertificateWriter {
             : UInt32(MBEDTLS_X509_KU_DIGITAL_SIGNATURE)
         try check("key usage", mbedtls_x509write_crt_set_key_usage(&w, usage))
         if !options.dnsNames.isEmpty { try setSubjectAltName(&w, options.dnsNames) }
+        if let role = options.role { try CertificateRole.set(&w, role) }
         // No subject/authority key identifiers: they need SHA-1, which the release
         // configuration leaves out; chains are built by issuer name and signature.
         var buf = [UInt8](repeating: 0, count: 2048 + options.dnsNames.count * 256)

@@ -30,8 +30,10 @@ public enum CertificateAuthority {
     }
 
     /// A certificate for `subject` (DER) signed by the CA: CN = `name`, digitalSignature,
-    /// not a CA, valid from an hour ago for `days` days, with one dNSName per hostname.
-    public static func issue(subject: PublicKey, name: String, dnsNames: [String], days: Int, now: Int64,
+    /// not a CA, valid from an hour ago for `days` days, with one dNSName per hostname,
+    /// and `role` as an extended key usage (`.forward`: operator, `.reverse`: device;
+    /// see `CertificateRole`): a device's certificate is never an operator's credential.
+    public static func issue(subject: PublicKey, name: String, role: AgentRole, dnsNames: [String], days: Int, now: Int64,
                              caKey: PrivateKey, caCert: Certificate, rng: Rng) throws(CryptoError) -> [UInt8] {
         guard caCert.isCA, caCert.leafPublicKeyDER == caKey.publicKeyDER() else {
             throw CryptoError("CA certificate does not match the CA key", MBEDTLS_ERR_X509_BAD_INPUT_DATA)
@@ -42,7 +44,7 @@ public enum CertificateAuthority {
         let options = CertificateWriter.Options(commonName: name, isCA: false,
                                                 notBefore: validityTime(now - backdateSeconds),
                                                 notAfter: validityTime(now + Int64(days) * 86400),
-                                                dnsNames: dnsNames)
+                                                dnsNames: dnsNames, role: role)
         return try CertificateWriter.make(subjectKey: subject.pk, options: options, issuerKey: caKey, issuer: caCert, rng: rng)
     }
 

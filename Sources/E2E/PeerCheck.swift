@@ -42,7 +42,7 @@ enum PeerCheck {
 
     /// Server side: the forward is admitted by `authorization` as it is now (a SIGHUP
     /// reload applies to every session checked after it, resumed ones included).
-    /// Order: any, key list, CA. Failure carries the presented ID for the local log;
+    /// Order: any, key list, CA (an operator certificate only). Failure carries the presented ID for the local log;
     /// the peer is told nothing.
     static func authorize(_ tls: TLSSession, _ authorization: Authorization) -> Result<PeerProof, E2EFailure> {
         let id = tls.peerPublicKeyDER.map { Identity.id(spki: $0) }
@@ -50,10 +50,13 @@ enum PeerCheck {
         guard let id = id else { return .failure(.unauthorized(nil)) }
         if let keys = authorization.keys, keys.ids.contains(id) { return .success(PeerProof(id: id, grant: .key)) }
         if let ca = authorization.ca, let der = tls.peerCertificateDER,
-           let leaf = try? Certificate.parse(der), leaf.verify(trustedBy: ca) == 0 {
+           let leaf = try? Certificate.parse(der), leaf.verify(trustedBy: ca) == 0, leaf.agentRole == .forward {
             // Checked again here rather than trusting the handshake's verify result: a
             // resumed session carries the result of a check made under an older
             // configuration, and `reload` may have changed the CA since.
+            // Only an operator certificate admits: the same CA signs devices'
+            // certificates, and a device must not be an operator on its peers (a
+            // role-less certificate, issued before roles existed, admits no one).
             return .success(PeerProof(id: id, grant: .ca))
         }
         return .failure(.unauthorized(id))

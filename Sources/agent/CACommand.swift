@@ -63,15 +63,17 @@ enum CACommand {
         return ExitCode.ok
     }
 
-    /// `agent ca issue --dir DIR --identity FILE --name NAME --out FILE [--hostname NAME]... [--days N]`
+    /// `agent ca issue --dir DIR --identity FILE --name NAME --role operator|device --out FILE [--hostname NAME]... [--days N]`
     static func issue(_ args: [String]) throws(UsageError) -> Int32 {
         let opts = try ArgumentParser.parse(args, specs: [.value("dir"), .value("identity"), .value("name"), .value("out"),
-                                                          .list("hostname"), .value("days"), .value("log-level")])
+                                                          .list("hostname"), .value("days"), .value("role"), .value("log-level")])
+        let role = try grantedRole(opts)
         let dir = try required(opts, "dir")
         let identity = try required(opts, "identity")
         let cn = try checkedName(try required(opts, "name"))
         let out = try required(opts, "out")
         let hosts = try hostnames(opts)
+        if role == .forward && !hosts.isEmpty { throw UsageError("--hostname: only for --role device (an operator claims no hostname)") }
         let days = try validityDays(opts)
         let (caKey, caCert) = try loadCA(dir)
         let subject = try subjectKey(identity)
@@ -80,7 +82,7 @@ enum CACommand {
         guard let rng = makeRng() else { return ExitCode.failure }
         let der: [UInt8]
         do throws(CryptoError) {
-            der = try CertificateAuthority.issue(subject: subject, name: cn, dnsNames: hosts, days: days,
+            der = try CertificateAuthority.issue(subject: subject, name: cn, role: role, dnsNames: hosts, days: days,
                                                  now: Clock.wallSeconds(), caKey: caKey, caCert: caCert, rng: rng)
         } catch {
             throw fail("--dir", dir, error.message)
@@ -141,6 +143,17 @@ enum CACommand {
         do throws(SysError) { try Files.writeAtomically(path, Certificate.pem(der: der), mode: 0o644) } catch {
             throw fail(flag, path, error.message)
         }
+    }
+
+    /// `--role operator|device` (required): what the certificate lets its holder be.
+    /// An operator certificate opens streams to devices that trust the CA
+    /// (`--authorized-ca`); a device certificate never does.
+    @inline(never)
+    static func grantedRole(_ opts: ParsedOptions) throws(UsageError) -> AgentRole {
+        let r = try required(opts, "role")
+        if Text.equal(r, "operator") { return .forward }
+        if Text.equal(r, "device") { return .reverse }
+        throw fail("--role", "'" + r + "'", "expected operator or device")
     }
 
     /// `--hostname NAME`...: the hostnames the agent may claim for SNI routing.

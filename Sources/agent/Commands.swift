@@ -41,10 +41,11 @@ enum Commands {
 }
 
 extension Commands {
-    /// `agent token --secret FILE [--valid SECONDS] [--device ID] [--hostname NAME]...`
+    /// `agent token --secret FILE [--valid SECONDS] [--device ID] [--hostname NAME]... [--role device|operator] [--uses N]`
     static func token(_ args: [String]) throws(UsageError) -> Int32 {
         let opts = try ArgumentParser.parse(args, specs: [.value("secret"), .value("valid"), .value("device"),
-                                                          .list("hostname"), .value("log-level")])
+                                                          .list("hostname"), .value("role"), .value("uses"),
+                                                          .value("log-level")])
         guard let path = opts.value("secret") else { throw UsageError("--secret FILE is required") }
         let valid = try ArgumentParser.seconds(opts, "valid", default: defaultTokenValidity, max: 10 * 365 * 86400)
         var device: AgentID? = nil
@@ -52,10 +53,29 @@ extension Commands {
             guard let id = AgentID(text: d) else { throw UsageError("--device: '" + d + "' is not an agent ID") }
             device = id
         }
+        // What the enrolled key may be: a device (the default) or an operator.
+        var role = AgentRole.reverse
+        if let r = opts.value("role") {
+            if Text.equal(r, "operator") {
+                role = .forward
+            } else if !Text.equal(r, "device") {
+                throw UsageError("--role: '" + r + "' is not device or operator")
+            }
+        }
         let hosts = opts.all("hostname")
+        if role == .forward && !hosts.isEmpty { throw UsageError("--hostname: only for --role device tokens") }
         guard hosts.count <= 8 else { throw UsageError("--hostname: at most 8 per token") }
         for h in hosts where !HostnameRules.isValid(h) {
             throw UsageError("--hostname: '" + h + "' is not a valid host name")
+        }
+        // How many distinct keys a token not bound to a device may enrol.
+        var uses = Limits.tokenDefaultUses
+        if let u = opts.value("uses") {
+            if device != nil { throw UsageError("--uses: not with --device (a bound token enrols that key only)") }
+            guard let n = Int(u), n >= 1, n <= Limits.tokenMaxUses else {
+                throw UsageError("--uses: expected a count from 1 to " + String(Limits.tokenMaxUses) + ", got '" + u + "'")
+            }
+            uses = n
         }
         let rng: Rng
         do throws(CryptoError) { rng = try Rng() } catch {
@@ -71,8 +91,10 @@ extension Commands {
             throw UsageError("--secret " + error.message)
         }
         let t = EnrollmentToken(expires: Clock.wallSeconds() + Int64(valid), device: device, hostnames: hosts,
-                                nonce: rng.bytes(8))
-        Log.writeStdout(t.sign(secret: secret) + "\n")
+                                nonce: rng.bytes(EnrollmentToken.nonceSize), role: role, uses: uses)
+        let text = t.sign(secret: secret)
+        if text.utf8.count > EnrollmentToken.maxLength { throw UsageError("--hostname: too long for one token (a relay would refuse it)") }
+        Log.writeStdout(text + "\n")
         return ExitCode.ok
     }
 

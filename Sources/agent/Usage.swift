@@ -22,12 +22,16 @@ enum Usage {
       agent keygen [--identity FILE]     create a key if missing, print its ID
       agent id [--identity FILE]         print the ID of a key or certificate
       agent token --secret FILE [--valid SECONDS] [--device ID] [--hostname NAME]...
-                                         print an enrollment token
+                  [--role device|operator] [--uses N]
+                                         print an enrollment token (role: default device;
+                                         --uses: keys it may enrol, 1-1000, default 1,
+                                         only without --device; hostnames: devices only)
       agent ca init --dir DIR [--name NAME]
                                          create a session CA (DIR/ca.pem, DIR/ca-key.pem)
-      agent ca issue --dir DIR --identity FILE --name NAME --out FILE
+      agent ca issue --dir DIR --identity FILE --name NAME --role operator|device --out FILE
                      [--hostname NAME]... [--days N]
-                                         sign an agent's certificate (present it with --cert FILE)
+                                         sign an agent's certificate (present it with --cert FILE);
+                                         --authorized-ca admits operator certificates only
       agent selftest                     TLS handshake and data over 127.0.0.1 with this build
       agent --help | --version
 

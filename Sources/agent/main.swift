@@ -43,6 +43,9 @@ enum Main {
         }
         let rest = Array(args.dropFirst())
         do throws(UsageError) {
+            // First: `token` and `ca issue` take a --role of their own (what the token or certificate grants).
+            if Text.equal(first, "token") { return try Commands.token(rest) }
+            if Text.equal(first, "ca") { return try CACommand.run(rest) }
             if args.contains(where: { Text.equal($0, "--role") || Text.hasPrefix($0, "--role=") })
                 || Text.equal(first, "--config") {
                 return try RoleCommand.run(args)
@@ -58,8 +61,6 @@ enum Main {
             if Text.equal(first, "keygen") { return try Commands.keygen(rest) }
             if Text.equal(first, "id") { return try Commands.id(rest) }
             if Text.equal(first, "selftest") { return try SelfTest.run(rest) }
-            if Text.equal(first, "token") { return try Commands.token(rest) }
-            if Text.equal(first, "ca") { return try CACommand.run(rest) }
             throw UsageError("unknown command '" + first + "' (see agent --help)")
         } catch {
             Log.writeStderr("agent: " + error.message + "\n")

@@ -21,9 +21,11 @@ final class TestAgent {
         cert = try CertificateWriter.selfSigned(key: key, rng: rng, commonName: isCA ? "test ca" : nil, isCA: isCA)
     }
 
-    init(_ rng: Rng, issuedBy ca: TestAgent, name: String = "operator") throws {
+    /// A certificate from `ca` with `role` as its extended key usage (`.forward`: an
+    /// operator's, `.reverse`: a device's, nil: none, as before roles existed).
+    init(_ rng: Rng, issuedBy ca: TestAgent, name: String = "operator", role: AgentRole? = .forward) throws {
         key = try PrivateKey.generate(rng: rng)
-        let der = try CertificateWriter.make(subjectKey: key.pk, options: .init(commonName: name),
+        let der = try CertificateWriter.make(subjectKey: key.pk, options: .init(commonName: name, role: role),
                                              issuerKey: ca.key, issuer: ca.cert, rng: rng)
         cert = try Certificate.parse(der)
     }

@@ -130,7 +130,8 @@ import Wire
     @Test func authorizedByCA() throws {
         let rng = try Rng()
         let ca = try TestAgent(rng, isCA: true)
-        let forward = try TestAgent(rng, issuedBy: ca)
+        let forward = try TestAgent(rng, issuedBy: ca, role: .forward)  // an operator certificate
+        #expect(forward.cert.agentRole == .forward)
         let setup = try Setup(authorization: { _ in Authorization(keys: nil, ca: ca.cert, any: false) },
                               forward: forward, rng: rng)
         let p = try setup.pump()
@@ -154,7 +155,8 @@ import Wire
 
     /// A forward that is not admitted: the server fails `.unauthorized` and queues
     /// nothing; the role ends the stream and the client sees the end as a failure.
-    @Test(arguments: ["not in keys", "other CA", "no authorization", "keys of someone else"])
+    @Test(arguments: ["not in keys", "other CA", "no authorization", "keys of someone else",
+                      "device certificate from the CA", "role-less certificate from the CA"])
     func unauthorizedForward(kind: String) throws {
         let rng = try Rng()
         let ca = try TestAgent(rng, isCA: true)
@@ -172,6 +174,15 @@ import Wire
         case "no authorization":
             forward = try TestAgent(rng)
             auth = .denyAll
+        case "device certificate from the CA":
+            // Security review finding 2: the CA that signs operators also signs devices; a
+            // device's key and certificate must not make their holder an operator elsewhere.
+            forward = try TestAgent(rng, issuedBy: ca, name: "dev1", role: .reverse)
+            auth = Authorization(keys: nil, ca: ca.cert, any: false)
+        case "role-less certificate from the CA":
+            // Issued before certificates carried a role: reissue it with --role operator.
+            forward = try TestAgent(rng, issuedBy: ca, name: "old", role: nil)
+            auth = Authorization(keys: nil, ca: ca.cert, any: false)
         default:
             forward = try TestAgent(rng)
             auth = Authorization(keys: AuthorizedKeys(ids: [stranger.id]), ca: nil, any: false)

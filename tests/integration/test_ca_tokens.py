@@ -1,7 +1,11 @@
 """Session CA (agent ca init / ca issue, relay --client-ca, reverse --authorized-ca) and
-enrollment-token refusals (issue 6). Real processes on 127.0.0.1, bounded in time."""
+enrollment-token refusals (issue 6); certificate roles (security review finding 2) and
+token format version 2 (finding 8). Real processes on 127.0.0.1, bounded in time."""
+import base64
 import datetime
 import hashlib
+import hmac
+import struct
 import os
 import re
 import shutil
@@ -16,6 +20,9 @@ import pytest
 from conftest import HOST, connect_expect_close, free_port, sha, transfer
 
 HOSTNAME = "dev1.example.test"
+# The role OIDs (Sources/Crypto/CertificateRole.swift), as OpenSSL prints them.
+OPERATOR_OID = "2.25.209763642877769909226523877133101633323"
+DEVICE_OID = "2.25.256551682034857793048626531993918470044"
 
 
 def mode(path):
@@ -32,9 +39,9 @@ def ca_init(net, d="ca", *extra):
     return r.stdout.strip()
 
 
-def ca_issue(net, identity, name, out, *extra, d="ca"):
+def ca_issue(net, identity, name, out, *extra, d="ca", role="device"):
     r = net.run("ca", "issue", "--dir", net.path(d), "--identity", net.path(identity), "--name", name,
-                "--out", net.path(out), *extra)
+                "--role", role, "--out", net.path(out), *extra)
     return r.stdout.strip()
 
 
@@ -97,6 +104,15 @@ def test_ca_certificates_as_openssl_sees_them(net):
     assert "Issuer: CN = Fleet CA" in text and "Subject: CN = dev1" in text
     assert "CA:FALSE" in text and "Digital Signature" in text
     assert "DNS:%s, DNS:other.example.test" % HOSTNAME in text
+    # The role, as an extended key usage next to the standard TLS purposes.
+    assert "X509v3 Extended Key Usage:" in text
+    assert DEVICE_OID in text and OPERATOR_OID not in text
+    assert "TLS Web Server Authentication, TLS Web Client Authentication" in text
+    net.keygen("op.pem")
+    ca_issue(net, "op.pem", "alice", "op-cert.pem", role="operator")
+    op_text = x509("op-cert.pem", "-text")
+    assert OPERATOR_OID in op_text and DEVICE_OID not in op_text
+    assert "X509v3 Extended Key Usage" not in ca_text  # the CA's own certificate has no role
     assert mode(net.path("dev-cert.pem")) == 0o644
 
     def date(opt):
@@ -128,7 +144,7 @@ def test_ca_issue_usage_errors(net):
     ca_init(net)
     net.keygen("dev.pem")
     base = ["ca", "issue", "--dir", net.path("ca"), "--identity", net.path("dev.pem"), "--name", "dev1",
-            "--out", net.path("out.pem")]
+            "--role", "device", "--out", net.path("out.pem")]
 
     def run(*args):
         return net.run(*args, check=False)
@@ -154,7 +170,11 @@ def test_ca_issue_usage_errors(net):
         f.write("not a key\n")
     one_line_error(run(*replace("--identity", net.path("garbage.pem"))), "--identity", "garbage.pem")
     one_line_error(run(*replace("--identity", net.path("ca/ca-key.pem"))), "--identity", "CA's own key")
-    for flag in ["--dir", "--identity", "--name", "--out"]:
+    # The role is required and is operator or device; an operator claims no hostname.
+    one_line_error(run(*replace("--role", "admin")), "--role", "admin", "operator or device")
+    one_line_error(run(*replace("--role", "forward")), "--role")
+    one_line_error(run(*replace("--role", "operator"), "--hostname", HOSTNAME), "--hostname", "--role device")
+    for flag in ["--dir", "--identity", "--name", "--role", "--out"]:
         a = list(base)
         i = a.index(flag)
         del a[i:i + 2]
@@ -189,7 +209,7 @@ def fleet(net):
     dev = net.keygen("dev.pem")
     op = net.keygen("op.pem")
     ca_issue(net, "dev.pem", "dev1", "dev-cert.pem")
-    ca_issue(net, "op.pem", "alice", "op-cert.pem")
+    ca_issue(net, "op.pem", "alice", "op-cert.pem", role="operator")
     ca = net.path("ca/ca.pem")
     relay = net.relay("--client-ca", ca)
     rev = net.reverse("dev.pem", "--cert", net.path("dev-cert.pem"), "--authorized-ca", ca)
@@ -217,7 +237,7 @@ def test_friend_given_a_new_certificate_connects_without_restarts(fleet):
     assert transfer(fleet["fwd"].port, b"first") == b"first"
     # Later, with everything running: a friend's key, and a certificate for it.
     friend = net.keygen("friend.pem")
-    assert ca_issue(net, "friend.pem", "bob", "friend-cert.pem", "--days", "1") == friend
+    assert ca_issue(net, "friend.pem", "bob", "friend-cert.pem", "--days", "1", role="operator") == friend
     fr = net.forward("friend.pem", fleet["dev"], "%s:%d" % (HOST, fleet["echo"].port),
                      "--cert", net.path("friend-cert.pem"), name="friend")
     relay.wait_log(r"agent_admitted id=%s role=forward via=ca enrolled=yes" % friend)
@@ -256,8 +276,8 @@ def test_certificate_from_another_ca_is_refused_by_the_device(net):
     net.keygen("op.pem")
     net.keygen("mallory.pem")
     ca_issue(net, "dev.pem", "dev1", "dev-cert.pem")
-    ca_issue(net, "op.pem", "alice", "op-cert.pem")
-    ca_issue(net, "mallory.pem", "alice", "mallory-cert.pem", d="rogue")  # same name, wrong CA
+    ca_issue(net, "op.pem", "alice", "op-cert.pem", role="operator")
+    ca_issue(net, "mallory.pem", "alice", "mallory-cert.pem", d="rogue", role="operator")  # same name, wrong CA
     # The relay trusts both CAs (one file, two certificates): only the device decides here.
     both = net.path("both-cas.pem")
     with open(both, "w") as f:
@@ -387,3 +407,124 @@ def test_ca_certificate_grants_its_hostnames(net):
                        "--sni-target", "%s:%d" % (HOST, echo.port), name="reverse3", wait=False)
     relay.wait_log(r"agent_denied .*reason=hostname_taken")
     rev3.wait_log(r"relay refused this agent")
+
+
+# ---------------------------------------------------------------- roles (security review, finding 2)
+
+
+def test_device_certificate_is_not_an_operator_credential(net):
+    """dev1's key and certificate, used as a forward towards dev2 (which trusts the fleet CA for
+    operators), are refused by dev2; an operator certificate from the same CA works. Before
+    certificates carried a role, this forward read dev2's loopback service."""
+    echo = net.echo()
+    ca_init(net)
+    dev1 = net.keygen("dev1.pem")
+    dev2 = net.keygen("dev2.pem")
+    net.keygen("op.pem")
+    ca_issue(net, "dev1.pem", "dev1", "dev1-cert.pem", role="device")
+    ca_issue(net, "dev2.pem", "dev2", "dev2-cert.pem", role="device")
+    ca_issue(net, "op.pem", "alice", "op-cert.pem", role="operator")
+    ca = net.path("ca/ca.pem")
+    # The relay admits any key: only the device decides here.
+    net.relay("--open-enrollment")
+    rev = net.reverse("dev2.pem", "--cert", net.path("dev2-cert.pem"), "--authorized-ca", ca)
+    target = "%s:%d" % (HOST, echo.port)
+    bad = net.forward("dev1.pem", dev2, target, "--cert", net.path("dev1-cert.pem"), name="dev1-as-operator")
+    connect_expect_close(bad.port)
+    rev.wait_log(r"stream_unauthorized .*forward=%s" % dev1)
+    bad.wait_log(r"stream_refused .*reason=refused_by_device")
+    assert echo.connections == 0
+    if shutil.which("openssl"):
+        # A certificate without a role (as every certificate issued before roles existed):
+        # refused too, however valid its signature. Reissue such certificates with --role.
+        net.keygen("old.pem")
+        subprocess.run(["openssl", "req", "-new", "-key", net.path("old.pem"), "-subj", "/CN=old",
+                        "-out", net.path("old.csr")], check=True, capture_output=True, timeout=20)
+        subprocess.run(["openssl", "x509", "-req", "-in", net.path("old.csr"), "-CA", ca,
+                        "-CAkey", net.path("ca/ca-key.pem"), "-CAcreateserial", "-days", "1",
+                        "-out", net.path("old-cert.pem")], check=True, capture_output=True, timeout=20)
+        old = net.forward("old.pem", dev2, target, "--cert", net.path("old-cert.pem"), name="old")
+        connect_expect_close(old.port)
+        rev.wait_log(r"stream_unauthorized .*forward=%s" % net.run("id", "--identity", net.path("old.pem")).stdout.strip())
+        assert echo.connections == 0
+    ok = net.forward("op.pem", dev2, target, "--cert", net.path("op-cert.pem"), name="alice")
+    assert transfer(ok.port, b"hello") == b"hello"
+    assert echo.connections == 1
+
+
+# ---------------------------------------------------------------- token format v2 (finding 8)
+
+
+def token_payload(token):
+    prefix, payload, mac = token.split(".")
+    assert prefix == "at2"
+    return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+
+
+def test_token_role_and_uses_flags(net):
+    secret = net.path("enroll.secret")
+    dev = net.keygen("dev.pem")
+
+    def tok(*args):
+        return token_payload(net.run("token", "--secret", secret, *args).stdout.strip())
+
+    # version 2 | role | expires u64 | flags | (device id | uses u16) | hostnames | nonce
+    p = tok()
+    assert p[0] == 2 and p[1] == 1 and p[10] == 0 and struct.unpack(">H", p[11:13])[0] == 1  # device, 1 use
+    p = tok("--role", "operator", "--uses", "7")
+    assert p[1] == 2 and p[10] == 0 and struct.unpack(">H", p[11:13])[0] == 7
+    p = tok("--role", "device", "--uses", "1000", "--hostname", HOSTNAME)
+    assert p[1] == 1 and struct.unpack(">H", p[11:13])[0] == 1000 and HOSTNAME.encode() in p
+    p = tok("--role", "operator", "--device", dev)
+    assert p[1] == 2 and p[10] == 1 and len(p) == 1 + 1 + 8 + 1 + 20 + 1 + 8  # bound: no use count
+    # Two tokens never share a nonce (the token's ID).
+    assert tok()[-8:] != tok()[-8:]
+
+    def err(*args):
+        return one_line_error(net.run("token", "--secret", secret, *args, check=False), args[0])
+
+    err("--role", "admin")
+    err("--role", "forward")
+    err("--hostname", HOSTNAME, "--role", "operator")
+    for n in ["0", "1001", "x", "-1", ""]:
+        err("--uses", n)
+    err("--uses", "2", "--device", dev)
+
+
+def test_operator_token_enrols_a_forward(net):
+    """Tokens for forwards are made with --role operator (the relay enrols the key as an operator)."""
+    echo = net.echo()
+    secret = net.path("enroll.secret")
+    dev = net.keygen("dev.pem")
+    op = net.keygen("op.pem")
+    t_dev = net.run("token", "--secret", secret, "--device", dev).stdout.strip()
+    t_op = net.run("token", "--secret", secret, "--role", "operator", "--device", op).stdout.strip()
+    relay = net.relay("--enroll-secret", secret)
+    net.reverse("dev.pem", "--token", t_dev, "--authorized-keys", net.authorize(op))
+    fwd = net.forward("op.pem", dev, "%s:%d" % (HOST, echo.port), "--token", t_op)
+    relay.wait_log(r"agent_admitted id=%s role=forward via=token enrolled=yes" % op)
+    assert transfer(fwd.port, b"hello") == b"hello"
+
+
+def test_version_1_token_is_refused(net):
+    """A correctly signed token of format version 1 (no role, no use count) is refused;
+    the reason (token_old_version) is in the relay's log only."""
+    secret = net.path("enroll.secret")
+    net.run("token", "--secret", secret)  # creates the secret
+    net.keygen("dev.pem")
+    with open(secret, "rb") as f:
+        key = f.read().rstrip(b"\r\n")
+    payload = bytes([1]) + struct.pack(">Q", int(time.time()) + 3600) + bytes([0, 0]) + os.urandom(8)
+    mac = hmac.new(key, b"agent enroll token v1" + payload, hashlib.sha256).digest()
+
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+    token = "at1." + b64(payload) + "." + b64(mac)
+    relay = net.relay("--enroll-secret", secret)
+    rev = net.reverse("dev.pem", "--authorize-any", "--token", token, wait=False)
+    relay.wait_log(r"agent_denied .*reason=token_old_version")
+    rev.wait_log(r"relay_unreachable .*relay refused this agent")
+    assert "old_version" not in rev.log()  # the agent is told nothing
+    assert token not in relay.log() and token not in rev.log()
+    assert "tunnel_up" not in rev.log()

@@ -104,5 +104,5 @@ def test_keys_are_created_0600(tmp_path):
     assert r.returncode == 0 and len(r.stdout.strip()) == 32
     assert oct(os.stat(tmp_path / "k.pem").st_mode & 0o777) == "0o600"
     r = run("token", "--secret", str(tmp_path / "s"))
-    assert r.returncode == 0 and r.stdout.startswith("at1.")
+    assert r.returncode == 0 and r.stdout.startswith("at2.")
     assert oct(os.stat(tmp_path / "s").st_mode & 0o777) == "0o600"

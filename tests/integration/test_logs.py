@@ -14,7 +14,7 @@ def test_no_secrets_in_logs_and_one_line_per_event(net):
     dev = net.keygen("dev.pem")
     op = net.keygen("op.pem")
     token_dev = net.run("token", "--secret", secret, "--device", dev).stdout.strip()
-    token_op = net.run("token", "--secret", secret, "--device", op).stdout.strip()
+    token_op = net.run("token", "--secret", secret, "--role", "operator", "--device", op).stdout.strip()
     relay = net.relay("--enroll-secret", secret, "--log-level", "debug")
     rev = net.reverse("dev.pem", "--token", token_dev, "--authorized-keys", net.authorize(op), "--log-level", "debug")
     fwd = net.forward("op.pem", dev, "%s:%d" % (HOST, echo.port), "--token", token_op, "--log-level", "debug")

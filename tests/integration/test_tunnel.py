@@ -112,7 +112,7 @@ def test_token_enrollment_and_restart_keeps_registry(net):
     secret = net.path("enroll.secret")
     dev = net.keygen("dev.pem")
     token = net.run("token", "--secret", secret, "--device", dev).stdout.strip()
-    assert token.startswith("at1.")
+    assert token.startswith("at2.")
     relay = net.relay("--enroll-secret", secret)
     rev = net.reverse("dev.pem", "--authorize-any", "--token", token)
     relay.wait_log(r"agent_admitted id=%s role=reverse via=token enrolled=yes" % dev)

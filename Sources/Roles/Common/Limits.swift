@@ -98,4 +98,10 @@ public enum Limits {
     public static let unreachableLogBurst = 5
     /// Its window.
     public static let unreachableLogWindowMs: Int64 = 60_000
+
+    // Enrollment tokens (`agent token`)
+    /// Distinct keys a token not bound to a device may enrol when `--uses` is not given.
+    public static let tokenDefaultUses = 1
+    /// Largest `--uses`.
+    public static let tokenMaxUses = 1000
 }
