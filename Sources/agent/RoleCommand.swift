@@ -100,6 +100,6 @@ enum RoleCommand {
         }
         Log.writeStdout("pin " + relay.pin + "\n")
         relay.start()
-        return EventLoop.run(relay)
+        return relay.run()
     }
 }

@@ -34,7 +34,7 @@ extension Relay {
             nextSerial += 1
             let mux = Mux(side: .relay, limits: muxLimits, pool: pool, now: now)
             let c = RelayConn(serial: serial, link: TLSLink(fd: fd, tls: tls), peer: peer, mux: mux, pendingTicket: ticket,
-                              now: now)
+                              work: work, now: now)
             conns[serial] = c
             Log.debug("connection_accepted", "peer=" + peer.text)
         }
