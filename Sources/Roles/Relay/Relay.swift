@@ -52,6 +52,8 @@ public final class Relay {
     var timers = TimerHeap()
     /// Tunnels closed this turn, forgotten at its end.
     var retired: [RelayConn] = []
+    /// `--max-tunnels`, or fewer if the open-file limit could not be raised that far.
+    let maxTunnels: Int
     let metricsGate = Gate(limit: Limits.metricsMaxConnections, perSource: Limits.metricsMaxConnectionsPerSource)
     var conns: [UInt64: RelayConn] = [:]
     /// Connected devices (reverse role) by ID. A reconnect with the same key replaces the entry at once.
@@ -114,6 +116,12 @@ public final class Relay {
                 faultRoute = (from, to)
                 Log.warn("fault_injection", "route_from=" + from.text + " route_to=" + to.text)
             }
+        }
+        let files = Files.raiseOpenFileLimit(config.maxTunnels + Limits.relayReservedFiles)
+        maxTunnels = min(config.maxTunnels, max(16, files - Limits.relayReservedFiles))
+        if maxTunnels < config.maxTunnels {
+            Log.warn("open_file_limit", "limit=" + String(files) + " max_tunnels=" + String(maxTunnels) + " wanted="
+                     + String(config.maxTunnels) + " (raise LimitNOFILE or ulimit -n)")
         }
         do throws(SysError) { epoll = try Epoll() } catch {
             throw StartupError("epoll: " + error.message)
@@ -191,7 +199,7 @@ public final class Relay {
     }
 
     public func start() {
-        Log.info("relay_started", "listen=" + config.listenText + " pin=" + pin + " state=" + Log.quote(config.stateDir)
+        Log.info("relay_started", "max_tunnels=" + String(maxTunnels) + " listen=" + config.listenText + " pin=" + pin + " state=" + Log.quote(config.stateDir)
                  + " registered=" + String(registry.count))
     }
 }

@@ -10,7 +10,7 @@ extension Relay {
         var n = 0
         while n < 64, let (fd, peer) = Socket.accept(listener) {
             n += 1
-            if conns.count >= Limits.relayMaxTunnels || drainDeadline != nil {
+            if conns.count >= maxTunnels || drainDeadline != nil {
                 drop(fd, peer, drainDeadline != nil ? "draining" : "tunnel_limit", now: now)
                 continue
             }

@@ -58,7 +58,7 @@ extension Relay {
     /// Listeners are watched only while a new connection could be taken.
     func updateListeners() {
         let accepting = drainDeadline == nil
-        watch(&listenerReg, listener, accepting && pending.isOpen && conns.count < Limits.relayMaxTunnels, .listener)
+        watch(&listenerReg, listener, accepting && pending.isOpen && conns.count < maxTunnels, .listener)
         watch(&sniListenerReg, sniListener, accepting && sniPending.isOpen && sniOpen.isOpen, .sniListener)
         watch(&metricsListenerReg, metricsListener, metricsGate.isOpen, .metricsListener)
     }
