@@ -54,7 +54,7 @@ class IdleDevices:
 
 def test_thousands_of_devices_live_stream_and_kill9(net):
     echo = net.echo()
-    relay = net.relay("--open-enrollment", "--log-level", "warn")
+    relay = net.relay("--open-enrollment")
     dev = net.keygen("dev.pem")
     op = net.keygen("op.pem")
     net.reverse("dev.pem", "--authorized-keys", net.authorize(op), "--log-level", "info")
@@ -62,9 +62,10 @@ def test_thousands_of_devices_live_stream_and_kill9(net):
     idle = IdleDevices(net, DEVICES)
     try:
         line = idle.first_line()
-        m = re.match(r"connected (\d+) failed (\d+)", line)
-        assert m, line
-        assert int(m.group(1)) == DEVICES, line
+        assert re.match(r"connected (\d+) failed (\d+)", line), line
+        # New keys are enrolled at a bounded rate (Limits.relayEnrollPerSecond): the devices
+        # refused at first come back with their backoff, as agents do.
+        idle.wait_alive(DEVICES, timeout=90)
         # A live stream works beside them.
         data = os.urandom(200_000)
         assert transfer(fwd.port, data) == data
@@ -72,7 +73,7 @@ def test_thousands_of_devices_live_stream_and_kill9(net):
         # kill -9 the relay, start it again on the same port and state: everyone comes back.
         relay.p.send_signal(signal.SIGKILL)
         relay.p.wait(5)
-        net.relay("--open-enrollment", "--log-level", "warn", name="relay2")
+        net.relay("--open-enrollment", name="relay2")
         idle.wait_alive(DEVICES, timeout=90)
         fwd.wait_log(r"tunnel_up", count=2, timeout=30)
         data = os.urandom(200_000)
