@@ -15,16 +15,19 @@ line "stop" arrives on stdin, whichever comes first.
 
 Progress goes to stdout as lines the harness reads:
   connected N failed M          once every device has had its attempt
-  alive N                       in answer to a line "count" on stdin
+  alive N pings P admissions A  in answer to a line "count" on stdin
+
+With --reconnect each device comes back (same key) after losing the relay, as an agent would.
 
 Usage: python3 idle_devices.py --relay 127.0.0.1:PORT --pin sha256:HEX [--count 1000]
-                               [--concurrency 32] [--hold 300]
+                               [--concurrency 32] [--hold 300] [--reconnect]
 Needs the `cryptography` package (keys, certificates, signatures).
 """
 import argparse
 import asyncio
 import datetime
 import hashlib
+import random
 import ssl
 import struct
 import sys
@@ -117,6 +120,7 @@ class Devices:
         self.failed = 0
         self.errors = {}
         self.pings = 0
+        self.admissions = 0
         self.stop = asyncio.Event()
 
     def fail(self, what):
@@ -124,10 +128,24 @@ class Devices:
         self.errors[what] = self.errors.get(what, 0) + 1
 
     async def device(self, sem):
+        """One device: its first attempt counts in `connected`/`failed`; with --reconnect it
+        comes back with the same key after losing the relay (backoff 0.5 s doubling to 8 s, jittered)."""
+        key, cert = make_identity()
+        first = True
+        backoff = 0.5
+        while not self.stop.is_set():
+            ok = await self.attempt(sem, key, cert, first)
+            first = False
+            if not self.args.reconnect:
+                return
+            backoff = 0.5 if ok else min(8.0, backoff * 2)
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+
+    async def attempt(self, sem, key, cert, first):
         writer = None
+        admitted = False
         try:
             async with sem:
-                key, cert = make_identity()
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(self.host, self.port, ssl=self.ctx, server_hostname=None), 20)
                 tls_spki = x509.load_der_x509_certificate(
@@ -151,7 +169,10 @@ class Devices:
                 ftype, stream, p = await asyncio.wait_for(read_frame(reader), 20)
                 if ftype != T_WELCOME:
                     raise ValueError("expected WELCOME, got type %d" % ftype)
-            self.connected += 1
+            admitted = True
+            self.admissions += 1
+            if first:
+                self.connected += 1
             self.alive += 1
             try:
                 while True:
@@ -166,10 +187,12 @@ class Devices:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # one device's failure is counted, never fatal
-            self.fail(type(e).__name__ + ": " + str(e)[:80])
+            if first and not admitted:
+                self.fail(type(e).__name__ + ": " + str(e)[:80])
         finally:
             if writer is not None:
                 writer.close()
+        return admitted
 
     async def control(self):
         """Reads commands from stdin: 'count' prints the live count, 'stop' ends the run."""
@@ -182,7 +205,7 @@ class Devices:
                 self.stop.set()
                 return
             if line.strip() == b"count":
-                print("alive %d pings %d" % (self.alive, self.pings), flush=True)
+                print("alive %d pings %d admissions %d" % (self.alive, self.pings, self.admissions), flush=True)
 
     async def run(self):
         sem = asyncio.Semaphore(self.args.concurrency)
@@ -216,6 +239,7 @@ def main():
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--hold", type=float, default=300.0, help="seconds before the tool exits on its own")
+    ap.add_argument("--reconnect", action="store_true", help="devices come back after losing the relay")
     args = ap.parse_args()
     asyncio.run(Devices(args).run())
 

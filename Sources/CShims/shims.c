@@ -143,3 +143,39 @@ int shim_x509write_issuer_from(mbedtls_x509write_cert *w, const mbedtls_x509_crt
     }
     return 0;
 }
+
+/* ---- epoll ------------------------------------------------------------ */
+int shim_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int shim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.u64 = token;
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+
+int shim_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int max, int timeout_ms) {
+    struct epoll_event evs[256];
+    if (max > 256) max = 256;
+    int n = epoll_wait(epfd, evs, max, timeout_ms);
+    if (n < 0) return errno == EINTR ? 0 : -1;
+    for (int i = 0; i < n; i++) {
+        tokens[i] = evs[i].data.u64;
+        events[i] = evs[i].events;
+    }
+    return n;
+}
+
+long shim_raise_nofile(long want, long *hard) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) { *hard = -1; return -1; }
+    *hard = r.rlim_max == RLIM_INFINITY ? -1 : (long)r.rlim_max;
+    if (r.rlim_cur != RLIM_INFINITY && (long)r.rlim_cur < want) {
+        rlim_t target = (rlim_t)want;
+        if (r.rlim_max != RLIM_INFINITY && target > r.rlim_max) target = r.rlim_max;
+        r.rlim_cur = target;
+        if (setrlimit(RLIMIT_NOFILE, &r) != 0) getrlimit(RLIMIT_NOFILE, &r);
+    }
+    return r.rlim_cur == RLIM_INFINITY ? want : (long)r.rlim_cur;
+}

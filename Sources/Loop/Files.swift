@@ -144,4 +144,11 @@ public enum Files {
             _ = close(fd)
         }
     }
+
+    /// Raises this process's open-file limit (RLIMIT_NOFILE, the soft one, up to the hard
+    /// one) to at least `want`; returns the limit in force afterwards.
+    public static func raiseOpenFileLimit(_ want: Int) -> Int {
+        var hard: Int = 0
+        return Int(shim_raise_nofile(want, &hard))
+    }
 }

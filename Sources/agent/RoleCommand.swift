@@ -13,7 +13,7 @@ enum RoleCommand {
     ]
     static let relayOnly: [OptionSpec] = [
         .value("listen"), .value("state"), .value("cert"), .value("key"), .value("enroll-secret"), .flag("open-enrollment"),
-        .value("client-ca"), .value("sni-listen"), .value("metrics"),
+        .value("client-ca"), .value("sni-listen"), .value("metrics"), .value("max-tunnels"),
     ]
     static let reverseOnly: [OptionSpec] = [
         .list("allow"), .value("authorized-keys"), .value("authorized-ca"), .flag("authorize-any"),
@@ -91,7 +91,9 @@ enum RoleCommand {
                                  openEnrollment: opts.has("open-enrollment"),
                                  clientCAFile: opts.value("client-ca"), heartbeatMs: heartbeatMs,
                                  sniListen: sni?.0, sniListenText: sni?.1,
-                                 metrics: metrics?.0, metricsText: metrics?.1)
+                                 metrics: metrics?.0, metricsText: metrics?.1,
+                                 maxTunnels: try ArgumentParser.count(opts, "max-tunnels", default: Limits.relayMaxTunnels,
+                                                                      max: Limits.relayMaxTunnelsCeiling))
         let relay: Relay
         do throws(StartupError) {
             relay = try Relay(config: config, rng: rng)
@@ -100,6 +102,6 @@ enum RoleCommand {
         }
         Log.writeStdout("pin " + relay.pin + "\n")
         relay.start()
-        return EventLoop.run(relay)
+        return relay.run()
     }
 }

@@ -9,7 +9,7 @@ enum Usage {
     Usage:
       agent --role relay   [--listen ADDR:PORT] [--state DIR] [--cert FILE --key FILE]
                            [--enroll-secret FILE] [--open-enrollment] [--client-ca FILE]
-                           [--sni-listen ADDR:PORT] [--metrics ADDR:PORT]
+                           [--sni-listen ADDR:PORT] [--metrics ADDR:PORT] [--max-tunnels N]
       agent --role reverse --relay HOST:PORT|https://HOST[:PORT]/PATH (--relay-pin PIN | --ca FILE)
                            [--identity FILE] [--cert FILE] [--token TOKEN] [--proxy http://HOST:PORT]
                            [--allow HOST:PORT|HOST:*]...
@@ -48,7 +48,9 @@ enum Usage {
     the relay itself.
 
     Defaults: relay --listen 0.0.0.0:7443, --state ./relay-state (its key, certificate and
-    registry; the relay prints its pin sha256:<hex> at start); --identity ./agent-identity.pem.
+    registry; the relay prints its pin sha256:<hex> at start), --max-tunnels 100000 (it raises
+    its open-file limit to match, or says at start how many it can take); --identity
+    ./agent-identity.pem.
 
     Exit status: 0 done, 1 runtime failure, 2 usage or configuration error.
     Logs: one line per event on stderr: time level event key=value...

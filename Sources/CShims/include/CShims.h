@@ -29,6 +29,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 
 #include <mbedtls/version.h>
 #include <mbedtls/entropy.h>
@@ -147,5 +148,19 @@ static inline int shim_sigterm(void) { return SIGTERM; }
 static inline int shim_sigint(void) { return SIGINT; }
 static inline int shim_sighup(void) { return SIGHUP; }
 static inline int shim_sigpipe(void) { return SIGPIPE; }
+
+/* ---- epoll (the relay's loop) ----
+ * Interest and readiness bits are poll()'s (POLLIN, POLLOUT, POLLERR, POLLHUP have the
+ * same values as EPOLLIN...EPOLLHUP on Linux); each fd carries a 64-bit token. The
+ * kernel's struct epoll_event is packed on x86_64 only, so Swift never sees it. */
+int shim_epoll_create(void);
+/* op: EPOLL_CTL_ADD (1), EPOLL_CTL_DEL (2) or EPOLL_CTL_MOD (3). 0, or -1 with errno. */
+int shim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t token);
+/* Waits up to timeout_ms (-1: forever) for at most max events; fills tokens and events.
+ * The number of events, 0 on EINTR, -1 with errno on error. */
+int shim_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int max, int timeout_ms);
+/* The soft and hard limits of open files; raises the soft one to `want` (at most the
+ * hard one). Returns the soft limit in force afterwards. */
+long shim_raise_nofile(long want, long *hard);
 
 #endif

@@ -24,7 +24,13 @@ public enum Limits {
     public static let relayMaxPendingHandshakes = 256
     /// Of those, from one source address (an IPv6 source: its /64), so one address cannot hold them all.
     public static let relayMaxPendingPerSource = 32
-    public static let relayMaxTunnels = 4096
+    /// Tunnels (agents connected, including handshakes in progress), `--max-tunnels`.
+    public static let relayMaxTunnels = 100_000
+    /// The most `--max-tunnels` accepts.
+    public static let relayMaxTunnelsCeiling = 1_000_000
+    /// Open files the relay keeps for itself beyond one per tunnel: listeners, public SNI
+    /// connections and scrapes, the registry, logs.
+    public static let relayReservedFiles = Limits.sniMaxConnections + Limits.metricsMaxConnections + 64
     public static let relayMaxStreamsPerTunnel = MuxLimits.defaultMaxStreamsServer
     public static let relayMaxStreams = 4096
     /// Tunnels one key may hold at once as a forward (a device's key holds one: a

@@ -160,6 +160,15 @@ public enum ArgumentParser {
         }
     }
 
+    /// Parses a whole number in 1...max.
+    public static func count(_ options: ParsedOptions, _ name: String, default def: Int, max: Int) throws(UsageError) -> Int {
+        guard let v = options.value(name) else { return def }
+        guard let n = Int(v), n >= 1, n <= max else {
+            throw UsageError(options.source(name) + ": expected a whole number from 1 to " + String(max) + ", got '" + v + "'")
+        }
+        return n
+    }
+
     /// Parses a whole number of seconds in 1...max.
     public static func seconds(_ options: ParsedOptions, _ name: String, default def: Int, max: Int) throws(UsageError) -> Int {
         guard let v = options.value(name) else { return def }

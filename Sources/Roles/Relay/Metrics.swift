@@ -39,6 +39,7 @@ final class MetricsConn {
     var done = false
     /// Its place among the scrapes served at once (left when the connection is dropped).
     let ticket: Gate.Ticket
+    var reg = Registration()
 
     init(fd: Int32, ticket: Gate.Ticket, now: Instant) {
         self.fd = fd

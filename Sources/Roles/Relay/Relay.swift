@@ -6,7 +6,7 @@ import Wire
 /// The relay role: authenticates agents, keeps the registry, joins a forward's
 /// stream to the right device's tunnel. It moves stream bytes between fixed
 /// buffers and never has a key to read them (they are end-to-end encrypted).
-public final class Relay: LoopDriver {
+public final class Relay {
     enum TokenKind: UInt8 {
         case listener = 1
         case conn = 2
@@ -14,6 +14,7 @@ public final class Relay: LoopDriver {
         case sni = 4
         case metricsListener = 5
         case metrics = 6
+        case signal = 7
     }
 
     let config: RelayConfig
@@ -41,7 +42,18 @@ public final class Relay: LoopDriver {
     let stats = RelayStats()
     var metricsListener: Int32 = -1
     var metricsListenerReady = false
-    var metricsConns: [MetricsConn] = []
+    var metricsConns: [UInt64: MetricsConn] = [:]
+    /// The loop (RelayLoop.swift): readiness by registration, tunnels with work, timers.
+    let epoll: Epoll
+    var listenerReg = Registration()
+    var sniListenerReg = Registration()
+    var metricsListenerReg = Registration()
+    let work = WorkQueue()
+    var timers = TimerHeap()
+    /// Tunnels closed this turn, forgotten at its end.
+    var retired: [RelayConn] = []
+    /// `--max-tunnels`, or fewer if the open-file limit could not be raised that far.
+    let maxTunnels: Int
     let metricsGate = Gate(limit: Limits.metricsMaxConnections, perSource: Limits.metricsMaxConnectionsPerSource)
     var conns: [UInt64: RelayConn] = [:]
     /// Connected devices (reverse role) by ID. A reconnect with the same key replaces the entry at once.
@@ -104,6 +116,15 @@ public final class Relay: LoopDriver {
                 faultRoute = (from, to)
                 Log.warn("fault_injection", "route_from=" + from.text + " route_to=" + to.text)
             }
+        }
+        let files = Files.raiseOpenFileLimit(config.maxTunnels + Limits.relayReservedFiles)
+        maxTunnels = min(config.maxTunnels, max(16, files - Limits.relayReservedFiles))
+        if maxTunnels < config.maxTunnels {
+            Log.warn("open_file_limit", "limit=" + String(files) + " max_tunnels=" + String(maxTunnels) + " wanted="
+                     + String(config.maxTunnels) + " (raise LimitNOFILE or ulimit -n)")
+        }
+        do throws(SysError) { epoll = try Epoll() } catch {
+            throw StartupError("epoll: " + error.message)
         }
         muxLimits = MuxLimits(maxStreams: Limits.relayMaxStreamsPerTunnel, heartbeatMs: config.heartbeatMs,
                               openTimeoutMs: Limits.relayOpenTimeoutMs)
@@ -178,7 +199,7 @@ public final class Relay: LoopDriver {
     }
 
     public func start() {
-        Log.info("relay_started", "listen=" + config.listenText + " pin=" + pin + " state=" + Log.quote(config.stateDir)
+        Log.info("relay_started", "max_tunnels=" + String(maxTunnels) + " listen=" + config.listenText + " pin=" + pin + " state=" + Log.quote(config.stateDir)
                  + " registered=" + String(registry.count))
     }
 }

@@ -20,6 +20,8 @@ public struct RelayConfig {
     public var metricsText: String?
     public var heartbeatMs: Int64
     public var drainTimeoutMs: Int64
+    /// `--max-tunnels`: agents with a tunnel (or a handshake) at once.
+    public var maxTunnels: Int
 
     public static let defaultListen = "0.0.0.0:7443"
     public static let defaultStateDir = "./relay-state"
@@ -32,7 +34,8 @@ public struct RelayConfig {
                 enrollSecretFile: String?, openEnrollment: Bool, clientCAFile: String?, heartbeatMs: Int64,
                 sniListen: SocketAddress? = nil, sniListenText: String? = nil,
                 metrics: SocketAddress? = nil, metricsText: String? = nil,
-                drainTimeoutMs: Int64 = RelayConfig.defaultDrainTimeoutMs) {
+                drainTimeoutMs: Int64 = RelayConfig.defaultDrainTimeoutMs, maxTunnels: Int = Limits.relayMaxTunnels) {
+        self.maxTunnels = maxTunnels
         self.metrics = metrics
         self.metricsText = metricsText
         self.sniListen = sniListen

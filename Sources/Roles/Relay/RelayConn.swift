@@ -43,18 +43,29 @@ final class RelayConn {
     var joins: [UInt32: Join] = [:]
     /// Streams of this (device's) tunnel carrying public connections routed by SNI.
     var sniStreams: [UInt32: SniConn] = [:]
-    var dirty = true
+    /// Something may have changed: the tunnel is queued to be driven this turn.
+    var dirty = true {
+        didSet { if dirty && !oldValue { work.items.append(self) } }
+    }
+    let work: WorkQueue
+    /// Its socket's registration with the relay's epoll.
+    var reg = Registration()
+    /// The deadline it has in the relay's timer heap (ms), if any.
+    var timerAt: Int64? = nil
     var closeReason: String? = nil
     let connectedAt: Instant
 
-    init(serial: UInt64, link: TLSLink, peer: SocketAddress, mux: Mux, pendingTicket: Gate.Ticket?, now: Instant) {
+    init(serial: UInt64, link: TLSLink, peer: SocketAddress, mux: Mux, pendingTicket: Gate.Ticket?, work: WorkQueue,
+         now: Instant) {
         self.serial = serial
+        self.work = work
         self.pendingTicket = pendingTicket
         self.link = link
         self.peer = peer
         self.mux = mux
         self.connectedAt = now
         self.deadline = now.adding(ms: Limits.relayHandshakeTimeoutMs)
+        work.items.append(self)  // new: driven in the turn it was accepted
     }
 
     var isPending: Bool { phase.isPending }

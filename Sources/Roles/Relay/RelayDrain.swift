@@ -34,7 +34,9 @@ extension Relay {
             c.link.flush()
             tunnelLog.log(.info, "tunnel_down", c.label + " reason=" + Log.quote(reason ?? "closed"), now: now)
         }
+        c.reg.remove(epoll)  // before the fd is closed: its number may be reused at once
         c.link.close()
+        retired.append(c)
         c.phase = .closing
     }
 

@@ -10,7 +10,7 @@ extension Relay {
         var n = 0
         while n < 64, let (fd, peer) = Socket.accept(listener) {
             n += 1
-            if conns.count >= Limits.relayMaxTunnels || drainDeadline != nil {
+            if conns.count >= maxTunnels || drainDeadline != nil {
                 drop(fd, peer, drainDeadline != nil ? "draining" : "tunnel_limit", now: now)
                 continue
             }
@@ -34,7 +34,7 @@ extension Relay {
             nextSerial += 1
             let mux = Mux(side: .relay, limits: muxLimits, pool: pool, now: now)
             let c = RelayConn(serial: serial, link: TLSLink(fd: fd, tls: tls), peer: peer, mux: mux, pendingTicket: ticket,
-                              now: now)
+                              work: work, now: now)
             conns[serial] = c
             Log.debug("connection_accepted", "peer=" + peer.text)
         }

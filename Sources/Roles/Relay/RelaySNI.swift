@@ -125,6 +125,7 @@ extension Relay {
         s.pendingTicket.leave()
         s.connectionTicket.leave()
         s.closed = true
+        s.reg.remove(epoll)  // before the fd is closed: its number may be reused at once
         s.splice.closeLocal(abort: abort)
         s.dev = nil
     }

@@ -29,6 +29,8 @@ final class SniConn {
     var dev: RelayConn? = nil
     var hostname = ""
     var closed = false
+    /// Its socket's registration with the relay's epoll.
+    var reg = Registration()
 
     init(serial: UInt64, fd: Int32, peer: SocketAddress, pendingTicket: Gate.Ticket, connectionTicket: Gate.Ticket,
          now: Instant) {
