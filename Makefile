@@ -22,6 +22,7 @@ include cross/chachapoly/chachapoly.mk
 include cross/x25519/x25519.mk
 include bench/bench.mk
 include Fuzz/fuzz.mk
+include packaging/packaging.mk
 
 host: deps
 	swift build
@@ -55,6 +56,7 @@ test: deps
 	@bash tests/step.sh release $(MAKE) --no-print-directory test-release
 	@bash tests/step.sh integration $(MAKE) --no-print-directory test-integration
 	@bash tests/step.sh fuzz $(MAKE) --no-print-directory fuzz-regress
+	@bash tests/step.sh packaging $(MAKE) --no-print-directory test-packaging
 	$(MAKE) sizes
 	@bash tests/summary.sh
 

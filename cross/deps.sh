@@ -18,6 +18,7 @@ want=(
   curl chromium                      # SNI routing tests: a real HTTPS client and a headless browser
   nginx-light tinyproxy              # a TLS-terminating front that passes the Upgrade; an HTTP CONNECT proxy
   valgrind                           # constant-time check of cross/x25519 (memcheck), bench instruction counts
+  systemd groff-base lintian busybox # packaging checks: systemd-analyze verify, man page rendering, lintian, ash -n
 )
 
 sudo=""

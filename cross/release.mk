@@ -66,6 +66,18 @@ CSHIMS_SOURCES = $(wildcard Sources/CShims/*.c Sources/CShims/include/*.h Source
 .PHONY: release mbedtls-source
 release: $(RELEASE_BINS)
 
+# The git commit for `agent --version`: a one-line C file, rewritten only when
+# the commit (or the work tree's cleanliness) changes, so a new commit relinks
+# and recompiles nothing else. AGENT_COMMIT=... overrides it (builds outside git).
+AGENT_COMMIT ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) || c=unknown; \
+  [ "$$c" = unknown ] || git diff --quiet HEAD -- Sources cross Package.swift 2>/dev/null || c=$$c-dirty; echo $$c)
+BUILDINFO_C := $(CROSS_DIR)/buildinfo.c
+.PHONY: FORCE
+$(BUILDINFO_C): FORCE
+	@mkdir -p $(@D)
+	@printf 'const char *agent_build_commit(void) { return "%s"; }\n' '$(AGENT_COMMIT)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
 mbedtls-source: $(MBED_SRC)/include/mbedtls/version.h
 $(MBED_SRC)/include/mbedtls/version.h: cross/fetch-mbedtls.sh
 	bash cross/fetch-mbedtls.sh $(MBED_SRC)
@@ -95,7 +107,12 @@ $$($(1)_B)/cshims.o: $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/libmbedtls.a
 	$$($(1)_CCX) -Os -ffunction-sections -fdata-sections -I $$($(1)_MBED)/include -I Sources/CShims/include $(CHACHA_INC) \
 	  -c Sources/CShims/shims.c -o $$@
 
+$$($(1)_B)/buildinfo.o: $(BUILDINFO_C)
+	mkdir -p $$($(1)_B)
+	$$($(1)_CCX) -Os -c $$< -o $$@
+
 $(1)_SWIFTFLAGS = -enable-experimental-feature Embedded -wmo -Osize -target $$($(1)_SWIFT_TRIPLE) \
+	  -enable-experimental-feature Extern -D AGENT_BUILD_COMMIT \
 	  -Xfrontend -function-sections -Xllvm -enable-machine-outliner=always \
 	  -Xcc -nostdinc -Xcc -isystem -Xcc $$($(1)_GCCINC) -Xcc -isystem -Xcc $$($(1)_MUSLINC) \
 	  -Xcc -I -Xcc $$($(1)_MBED)/include -Xcc $(CHACHA_INC) $$(addprefix -Xcc ,$$($(1)_FLAGS)) \
@@ -115,10 +132,10 @@ $$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/li
 	$(SWIFTC) $$($(1)_SWIFTFLAGS) -module-name agent $$($(1)_B)/swift-src/*.swift -c -o $$($(1)_B)/agent-all.o
 	touch $$@
 
-build/agent-$(1): $$($(1)_B)/swift.stamp $$($(1)_B)/cshims.o
+build/agent-$(1): $$($(1)_B)/swift.stamp $$($(1)_B)/cshims.o $$($(1)_B)/buildinfo.o
 	mkdir -p build
 	$$($(1)_CCX) -static -fuse-ld=lld -B$(SWIFT_TC)/bin -Wl,--no-dynamic-linker -Wl,--gc-sections -Wl,--icf=all \
-	  $$($(1)_B)/agent-all.o $$($(1)_B)/cshims.o $$($(1)_CHACHA_OBJS) $$($(1)_X25519_OBJS) \
+	  $$($(1)_B)/agent-all.o $$($(1)_B)/cshims.o $$($(1)_B)/buildinfo.o $$($(1)_CHACHA_OBJS) $$($(1)_X25519_OBJS) \
 	  $$($(1)_MBED)/lib/libmbedtls.a $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a \
 	  $(SWIFT_TC)/lib/swift/embedded/$$($(1)_SWIFT_TRIPLE)/libswiftUnicodeDataTables.a -lm \
 	  -o $$@.unstripped

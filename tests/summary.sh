@@ -26,6 +26,13 @@ if [ -f $f ]; then
   p=$(echo "$l" | grep -oE "[0-9]+ passed" | grep -oE "[0-9]+"); x=$(echo "$l" | grep -oE "[0-9]+ failed" | grep -oE "[0-9]+")
   row "integration (pytest)" "${p:-0}" "${x:-0}"
 fi
+f=build/test-logs/packaging.log
+if [ -f $f ]; then
+  l=$(grep -E "[0-9]+ (passed|failed)" $f | tail -1)
+  p=$(echo "$l" | grep -oE "[0-9]+ passed" | grep -oE "[0-9]+"); x=$(echo "$l" | grep -oE "[0-9]+ failed" | grep -oE "[0-9]+")
+  [ -n "$l" ] || x=1
+  row "packaging (pytest)" "${p:-0}" "${x:-0}"
+fi
 f=build/test-logs/fuzz.log
 if [ -f $f ]; then
   ok=$(grep -cE " ok: [0-9]+ inputs" $f); bad=$(grep -cE "FAIL|crash" $f)

@@ -55,7 +55,8 @@ enum Main {
                 return ExitCode.ok
             }
             if Text.equal(first, "--version") {
-                Log.writeStdout("agent " + Usage.version + " (mbedTLS " + String(cString: shim_mbedtls_version()) + ")\n")
+                Log.writeStdout("agent " + Usage.version + " (commit " + buildCommit() + ", mbedTLS "
+                    + String(cString: shim_mbedtls_version()) + ")\n")
                 return ExitCode.ok
             }
             if Text.equal(first, "keygen") { return try Commands.keygen(rest) }
@@ -68,3 +69,16 @@ enum Main {
         }
     }
 }
+
+/// The git commit this binary was built from. The release build (cross/release.mk)
+/// links a one-line C object defining `agent_build_commit` (so a new commit only
+/// relinks, nothing recompiles) and passes -D AGENT_BUILD_COMMIT; the host build
+/// (swift build) says "unknown".
+#if AGENT_BUILD_COMMIT
+@_extern(c, "agent_build_commit")
+func agentBuildCommit() -> UnsafePointer<CChar>
+
+func buildCommit() -> String { String(cString: agentBuildCommit()) }
+#else
+func buildCommit() -> String { "unknown" }
+#endif
