@@ -9,10 +9,15 @@
 /// Finished. The agent proves its identity at the application level (so the
 /// proof survives a TLS-terminating proxy): it signs the relay's nonce, the
 /// SHA-256 pin of the relay key it was told to trust, and a hash of its AUTH
-/// fields. The relay signs its own nonce, so an agent behind a proxy can still
-/// check that the relay holds the pinned key.
+/// fields. The relay signs its own nonce and the version range it offers, so an
+/// agent behind a proxy can still check that the relay holds the pinned key, and no
+/// one in the middle can narrow the range.
 public enum HelloLabel {
-    public static let challenge: [UInt8] = Array("agent relay challenge v1".utf8)
+    /// "v2": the signature also covers versionMin and versionMax (issue 12, finding 10).
+    /// "agent relay challenge v1" signed the nonce alone; it is never accepted.
+    public static let challenge: [UInt8] = Array("agent relay challenge v2".utf8)
+    /// The label of releases before issue 12, recognized only to tell an agent its relay is too old.
+    public static let challengeV1: [UInt8] = Array("agent relay challenge v1".utf8)
     public static let auth: [UInt8] = Array("agent auth v1".utf8)
 }
 
@@ -24,7 +29,7 @@ public enum AgentRole: UInt8 {
 }
 
 /// CHALLENGE: versionMin u8 | versionMax u8 | nonce[32] | relay SPKI (u16 len) | signature (u16 len)
-/// signature = ECDSA-SHA256 by the relay key over `HelloLabel.challenge || nonce`.
+/// signature = ECDSA-SHA256 by the relay key over `HelloLabel.challenge || nonce || versionMin || versionMax`.
 public struct ChallengeMessage: Equatable {
     public static let nonceSize = 32
     public var versionMin: UInt8
@@ -41,8 +46,13 @@ public struct ChallengeMessage: Equatable {
         self.signature = signature
     }
 
-    /// The bytes the relay signs.
-    public static func signedData(nonce: [UInt8]) -> [UInt8] { HelloLabel.challenge + nonce }
+    /// The bytes the relay signs: the label, the nonce and the version range it offers.
+    public static func signedData(nonce: [UInt8], versionMin: UInt8, versionMax: UInt8) -> [UInt8] {
+        HelloLabel.challenge + nonce + [versionMin, versionMax]
+    }
+
+    /// The bytes this CHALLENGE's signature must cover.
+    public var signedData: [UInt8] { ChallengeMessage.signedData(nonce: nonce, versionMin: versionMin, versionMax: versionMax) }
 
     public func encode() -> [UInt8] {
         var o: [UInt8] = [versionMin, versionMax]

@@ -40,6 +40,8 @@ enum AgentCommand {
         if pin == nil && ca == nil {
             throw UsageError("--relay-pin PIN or --ca FILE is required (the relay prints its pin at start)")
         }
+        // Before the identity file is created: a usage error has no side effect.
+        let token = try enrollmentToken(opts)
         let identityPath = opts.value("identity") ?? defaultIdentity
         let key: PrivateKey
         do throws(IdentityError) {
@@ -74,10 +76,57 @@ enum AgentCommand {
         }
         let reconnectMax = try ArgumentParser.seconds(opts, "reconnect-max", default: Limits.reconnectMaxSeconds, max: 86400)
         let settings = TunnelSettings(relay: endpoint, pin: pin, ca: ca, role: role,
-                                      identity: key, certificates: chain, token: Array((opts.value("token") ?? "").utf8),
+                                      identity: key, certificates: chain, token: token,
                                       hostnames: [], heartbeatMs: heartbeatMs,
                                       reconnectMaxMs: Int64(reconnectMax) * 1000, muxLimits: muxLimits)
         return (settings, cert)
+    }
+
+    /// The enrollment token: --token TEXT, or --token-file FILE (read once, here at start, so
+    /// the token is not in /proc/PID/cmdline). Never both. The file holds one token; trailing
+    /// whitespace and newlines are dropped; its content is never printed.
+    static func enrollmentToken(_ opts: ParsedOptions) throws(UsageError) -> [UInt8] {
+        guard let f = opts.value("token-file") else { return Array((opts.value("token") ?? "").utf8) }
+        if opts.has("token") {
+            throw UsageError(opts.source("token-file") + " and " + opts.source("token")
+                             + " cannot be given together (keep --token-file: a --token is visible in the process list)")
+        }
+        var bytes: [UInt8]
+        do throws(SysError) { bytes = try Files.read(f, limit: EnrollmentToken.maxLength + 64) } catch {
+            throw UsageError(opts.source("token-file") + " " + f + ": " + error.message)
+        }
+        while let last = bytes.last, last == 0x20 || last == 0x09 || last == 0x0a || last == 0x0d { bytes.removeLast() }
+        guard !bytes.isEmpty else { throw UsageError(opts.source("token-file") + " " + f + ": the file is empty") }
+        guard looksLikeToken(bytes) else {
+            throw UsageError(opts.source("token-file") + " " + f + ": not an enrollment token (expected one line at2...., as printed by agent token)")
+        }
+        if let mode = Files.mode(f), mode & 0o077 != 0 {
+            Log.warn("token_file_permissions", "file=" + Log.quote(f) + " mode=0" + String(mode, radix: 8) + " want=0600")
+        }
+        return bytes
+    }
+
+    /// `at2.` base64url `.` base64url, at most `EnrollmentToken.maxLength` bytes: the shape
+    /// `agent token` prints (the relay checks the rest).
+    static func looksLikeToken(_ t: [UInt8]) -> Bool {
+        let prefix = Array(EnrollmentToken.prefix.utf8)
+        guard t.count <= EnrollmentToken.maxLength, t.count > prefix.count, t.starts(with: prefix) else { return false }
+        var dots = 0
+        var run = 0
+        for b in t[prefix.count...] {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                run += 1
+            case UInt8(ascii: "."):
+                if run == 0 { return false }
+                dots += 1
+                run = 0
+            default:
+                return false
+            }
+        }
+        return dots == 1 && run > 0
     }
 
     static func runReverse(_ opts: ParsedOptions, heartbeatMs: Int64, rng: Rng) throws(UsageError) -> Int32 {

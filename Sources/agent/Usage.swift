@@ -11,12 +11,13 @@ enum Usage {
                            [--enroll-secret FILE] [--open-enrollment] [--client-ca FILE]
                            [--sni-listen ADDR:PORT] [--metrics ADDR:PORT] [--max-tunnels N]
       agent --role reverse --relay HOST:PORT|https://HOST[:PORT]/PATH (--relay-pin PIN | --ca FILE)
-                           [--identity FILE] [--cert FILE] [--token TOKEN] [--proxy http://HOST:PORT]
+                           [--identity FILE] [--cert FILE] [--token-file FILE | --token TOKEN]
+                           [--proxy http://HOST:PORT]
                            [--allow HOST:PORT|HOST:*]...
                            [--authorized-keys FILE] [--authorized-ca FILE] [--authorize-any]
                            [--hostname NAME --sni-target ADDR:PORT]
       agent --role forward --relay ... (--relay-pin PIN | --ca FILE) [--identity FILE] [--cert FILE]
-                           [--token TOKEN]
+                           [--token-file FILE | --token TOKEN]
                            --listen ADDR:PORT --device ID --target HOST:PORT
                            | --map LISTEN_ADDR:PORT=DEVICE_ID/TARGET_HOST:PORT ...
       agent keygen [--identity FILE]     create a key if missing, print its ID
@@ -45,7 +46,12 @@ enum Usage {
 
     The relay is checked by --relay-pin (its key), by --ca (its TLS certificate and name), or
     both: behind a front that terminates TLS (nginx on 443), --ca checks the front and the pin
-    the relay itself.
+    the relay itself. With an IP address (--relay 192.0.2.1:7443), --ca alone needs a
+    certificate that lists that address (IP subjectAltName); with --relay-pin too, in raw mode
+    the relay's TLS key must be the pinned key.
+
+    Enrollment tokens: prefer --token-file FILE (one token, mode 0600; 'token-file = FILE' in
+    --config) to --token TOKEN, which other users can read in the process list. Not both.
 
     Defaults: relay --listen 0.0.0.0:7443, --state ./relay-state (its key, certificate and
     registry; the relay prints its pin sha256:<hex> at start), --max-tunnels 100000 (it raises

@@ -523,10 +523,13 @@ import Wire
     // MARK: - What is signed
 
     @Test func challengeSignedData() {
-        #expect(HelloLabel.challenge == Array("agent relay challenge v1".utf8))
+        // "v2" since issue 12: the relay signs the version range it offers with its nonce.
+        #expect(HelloLabel.challenge == Array("agent relay challenge v2".utf8))
         #expect(HelloLabel.auth == Array("agent auth v1".utf8))
-        let expected = Self.hex("61 67 65 6e 74 20 72 65 6c 61 79 20 63 68 61 6c 6c 65 6e 67 65 20 76 31 | \(Self.nonceHex)")
-        #expect(ChallengeMessage.signedData(nonce: Self.nonce) == expected)
+        let expected = Self.hex("61 67 65 6e 74 20 72 65 6c 61 79 20 63 68 61 6c 6c 65 6e 67 65 20 76 32 | \(Self.nonceHex) | 01 02")
+        #expect(ChallengeMessage.signedData(nonce: Self.nonce, versionMin: 1, versionMax: 2) == expected)
+        let c = ChallengeMessage(versionMin: 1, versionMax: 2, nonce: Self.nonce, relayKey: [1], signature: [2])
+        #expect(c.signedData == expected)
     }
 
     @Test func authUnsignedIsEverythingButTheSignatureField() {

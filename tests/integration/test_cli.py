@@ -28,6 +28,8 @@ ROLE_OPTIONS = {
                 "authorized-ca", "authorize-any", "hostname", "sni-target"],
     "forward": ["relay", "relay-pin", "ca", "identity", "cert", "token", "listen", "device", "target", "map"],
 }
+ROLE_OPTIONS["reverse"].append("token-file")
+ROLE_OPTIONS["forward"].append("token-file")
 
 
 @pytest.mark.parametrize("role", sorted(ROLE_OPTIONS))

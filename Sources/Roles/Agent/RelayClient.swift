@@ -58,7 +58,8 @@ public struct TunnelSettings {
     public var relay: RelayEndpoint
     /// SHA-256 of the relay's key (--relay-pin), or nil with a CA.
     public var pin: [UInt8]?
-    /// CA for the relay's TLS certificate (--ca), checked with the relay's host name.
+    /// CA for the relay's TLS certificate (--ca), checked with the relay's host name (an IP
+    /// literal: against the certificate's iPAddress subjectAltNames, unless a pin is given).
     public var ca: Certificate?
     public var role: AgentRole
     public var identity: PrivateKey
@@ -337,7 +338,8 @@ public final class RelayClient {
             switch ev {
             case .hello(.challenge, let payload):
                 // With a CA, TLS may end at a front (nginx, a load balancer): the relay's
-                // own key is then checked only in the hello (pin and signature).
+                // own key is then checked only in the hello (pin and signature). In raw mode
+                // with a pin, `checkRelayTLS` already tied the TLS key to the pin.
                 let peerKey: [UInt8]? = settings.ca == nil ? link.tls.peerPublicKeyDER : nil
                 let r = HelloAuth.answer(challenge: payload, pinDigest: settings.pin, tlsPeerKey: peerKey,
                                          identity: settings.identity, certificates: settings.certificates,
@@ -376,12 +378,26 @@ public final class RelayClient {
         return nil
     }
 
-    /// The relay's TLS certificate: with a CA, mbedTLS already checked the chain and
-    /// name (.required); with a pin, the key must hash to it.
+    /// The relay's TLS certificate, checked before a byte of the hello is read:
+    /// - with a pin in raw mode (no HTTP Upgrade front), TLS ends at the relay itself, so
+    ///   the TLS key must hash to the pin whatever --ca says: a CA-issued certificate for the
+    ///   relay's name in an interceptor's hands is not enough (issue 12, finding 7). Behind a
+    ///   front (https:// URL) the TLS key is the front's; the pin is checked in the hello.
+    /// - with a CA, mbedTLS already checked the chain (.required) and, for a DNS name, the
+    ///   name (`startTLS` sets it). mbedTLS 2.28 checks no name for an IP literal
+    ///   (CVE-2025-27809), so without a pin the certificate must list that address as an
+    ///   iPAddress subjectAltName (finding 6).
     func checkRelayTLS(_ tls: TLSSession) -> String? {
-        if let pin = settings.pin, settings.ca == nil {
+        if let pin = settings.pin, settings.ca == nil || settings.relay.upgradePath == nil {
             guard let key = tls.peerPublicKeyDER, Digest.constantTimeEqual(Digest.sha256(key), pin) else {
-                return "relay key does not match --relay-pin (presented " + (tls.peerPublicKeyDER.map { Identity.pin(spki: $0) } ?? "no key") + ")"
+                return "relay key does not match --relay-pin (its TLS certificate's key is "
+                    + (tls.peerPublicKeyDER.map { Identity.pin(spki: $0) } ?? "missing") + ")"
+            }
+        } else if settings.ca != nil, let ip = SocketAddress.numeric(settings.relay.host, port: 0) {
+            guard let der = tls.peerCertificateDER, SubjectAltName.contains(ip: ip.ipBytes, certificateDER: der) else {
+                return "relay certificate does not name " + settings.relay.host
+                    + " (with --ca and an IP address, the certificate must list that IP address in its subjectAltName;"
+                    + " use the relay's DNS name, or give --relay-pin too)"
             }
         }
         return nil

@@ -33,6 +33,9 @@ public enum HelloAuth {
         case pinMismatch            // the relay's key is not the pinned one
         case keyMismatch            // CHALLENGE key differs from the TLS peer's key
         case badRelaySignature
+        /// The challenge is signed the way releases before issue 12 signed it (nonce only):
+        /// the relay runs an older release. Never accepted (it would let the range be narrowed).
+        case relayTooOld
         case noCommonVersion(UInt8, UInt8)
         case signingFailed
 
@@ -42,6 +45,7 @@ public enum HelloAuth {
             case .pinMismatch: return "relay key does not match --relay-pin"
             case .keyMismatch: return "relay's hello key differs from its TLS key"
             case .badRelaySignature: return "relay's challenge signature is invalid"
+            case .relayTooOld: return "relay runs an older release (its challenge does not sign the version range): upgrade the relay"
             case .noCommonVersion(let lo, let hi):
                 return "relay speaks protocol versions " + String(lo) + "-" + String(hi) + ", this agent "
                     + String(WireProtocol.minVersion) + "-" + String(WireProtocol.version)
@@ -55,9 +59,10 @@ public enum HelloAuth {
     /// A fresh CHALLENGE payload and its nonce.
     public static func challenge(relayKey: PrivateKey, rng: Rng) throws(CryptoError) -> (payload: [UInt8], nonce: [UInt8]) {
         let nonce = rng.bytes(ChallengeMessage.nonceSize)
-        let sig = try relayKey.sign(ChallengeMessage.signedData(nonce: nonce), rng: rng)
-        let m = ChallengeMessage(versionMin: WireProtocol.minVersion, versionMax: WireProtocol.version, nonce: nonce,
-                                 relayKey: relayKey.publicKeyDER(), signature: sig)
+        var m = ChallengeMessage(versionMin: WireProtocol.minVersion, versionMax: WireProtocol.version, nonce: nonce,
+                                 relayKey: relayKey.publicKeyDER(), signature: [])
+        // The range is signed with the nonce: a man in the middle cannot narrow it.
+        m.signature = try relayKey.sign(m.signedData, rng: rng)
         return (m.encode(), nonce)
     }
 
@@ -110,9 +115,12 @@ public enum HelloAuth {
         let relayDigest = Digest.sha256(c.relayKey)
         if let pin = pinDigest, !Digest.constantTimeEqual(pin, relayDigest) { return .failure(.pinMismatch) }
         if let k = tlsPeerKey, k != c.relayKey { return .failure(.keyMismatch) }
-        guard let relayKey = try? PublicKey.parse(spki: c.relayKey),
-              relayKey.verify(ChallengeMessage.signedData(nonce: c.nonce), signature: c.signature)
-        else { return .failure(.badRelaySignature) }
+        guard let relayKey = try? PublicKey.parse(spki: c.relayKey) else { return .failure(.badRelaySignature) }
+        guard relayKey.verify(c.signedData, signature: c.signature) else {
+            // Only to say why: an old relay signed label v1 || nonce (the pin already matched).
+            if relayKey.verify(HelloLabel.challengeV1 + c.nonce, signature: c.signature) { return .failure(.relayTooOld) }
+            return .failure(.badRelaySignature)
+        }
         let version = min(c.versionMax, WireProtocol.version)
         guard version >= c.versionMin && version >= WireProtocol.minVersion else {
             return .failure(.noCommonVersion(c.versionMin, c.versionMax))
