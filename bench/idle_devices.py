@@ -44,7 +44,7 @@ T_CHALLENGE, T_AUTH, T_WELCOME, T_DENIED = 0x01, 0x02, 0x03, 0x04
 T_PING, T_PONG, T_GOAWAY = 0x20, 0x21, 0x22
 ROLE_REVERSE = 1
 AUTH_LABEL = b"agent auth v1"
-CHALLENGE_LABEL = b"agent relay challenge v1"
+CHALLENGE_LABEL = b"agent relay challenge v2"
 MAX_PAYLOAD = 16376
 
 # The relay's self-signed certificate (mbedTLS) writes NULL parameters in its ecdsa-with-SHA256
@@ -161,7 +161,7 @@ class Devices:
                 if relay_key != tls_spki:
                     raise ValueError("challenge key differs from the TLS key")
                 serialization.load_der_public_key(relay_key).verify(
-                    rsig, CHALLENGE_LABEL + nonce, ec.ECDSA(hashes.SHA256()))
+                    rsig, CHALLENGE_LABEL + nonce + bytes([vmin, vmax]), ec.ECDSA(hashes.SHA256()))
                 version = min(vmax, 1)
                 if version < vmin:
                     raise ValueError("no common version")

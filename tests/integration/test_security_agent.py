@@ -212,7 +212,7 @@ def write_secret_file(path, text):
 def test_enrollment_with_a_token_file(net):
     secret = net.path("enroll.secret")
     token = net.run("token", "--secret", secret).stdout.strip()
-    assert token.startswith("at1.")
+    assert token.startswith("at2.")
     relay = net.relay("--enroll-secret", secret)
     dev = net.keygen("dev.pem")
     path = write_secret_file(net.path("dev.token"), token + "\n")
@@ -225,7 +225,7 @@ def test_enrollment_with_a_token_file(net):
 
     # And from a --config file (forward).
     op = net.keygen("op.pem")
-    token2 = net.run("token", "--secret", secret).stdout.strip()
+    token2 = net.run("token", "--secret", secret, "--role", "operator").stdout.strip()
     path2 = write_secret_file(net.path("op.token"), token2 + "\r\n  \n")
     conf = net.path("fwd.conf")
     with open(conf, "w") as f:
@@ -239,16 +239,16 @@ BASE = ["--relay", "127.0.0.1:1", "--relay-pin", "sha256:" + "0" * 64]
 
 @pytest.mark.parametrize("role", ["reverse", "forward"])
 def test_token_and_token_file_are_mutually_exclusive(role, tmp_path):
-    path = write_secret_file(str(tmp_path / "t"), "at1.AAAA.BBBB\n")
+    path = write_secret_file(str(tmp_path / "t"), "at2.AAAA.BBBB\n")
     extra = ["--listen", "127.0.0.1:1", "--device", "A" * 32, "--target", "127.0.0.1:22"] if role == "forward" else []
-    r = run("--role", role, *BASE, "--identity", str(tmp_path / "k.pem"), "--token", "at1.x.y",
+    r = run("--role", role, *BASE, "--identity", str(tmp_path / "k.pem"), "--token", "at2.x.y",
             "--token-file", path, *extra, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and "--token-file" in lines[0] and "--token" in lines[0], r.stderr
     # One on the command line, the other in --config: refused the same way.
     conf = tmp_path / "a.conf"
-    conf.write_text("token = at1.x.y\n")
+    conf.write_text("token = at2.x.y\n")
     r = run("--role", role, *BASE, "--identity", str(tmp_path / "k.pem"), "--config", str(conf),
             "--token-file", path, *extra, cwd=tmp_path)
     assert r.returncode == 2 and "--token-file" in r.stderr, r.stderr
@@ -258,7 +258,7 @@ def test_token_and_token_file_are_mutually_exclusive(role, tmp_path):
     ("", "empty"),
     ("\n \n", "empty"),
     ("hunter2-not-a-token\n", "not an enrollment token"),
-    ("at1.AAAA.BBBB\nat1.CCCC.DDDD\n", "not an enrollment token"),
+    ("at2.AAAA.BBBB\nat2.CCCC.DDDD\n", "not an enrollment token"),
 ])
 def test_bad_token_files_are_refused_without_their_content(content, why, tmp_path):
     path = write_secret_file(str(tmp_path / "t"), content)
