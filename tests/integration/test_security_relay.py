@@ -253,3 +253,69 @@ def test_open_to_unknown_device_does_not_flood_the_log(net):
     wait_metric(mport, "refusals_total", '{reason="no_such_device"}', 250)
     lines = re.findall(r"stream_refused", relay.log())
     assert 1 <= len(lines) <= 20
+
+
+def ca_issue(net, identity, name, out, role):
+    net.run("ca", "issue", "--dir", net.path("ca"), "--identity", net.path(identity), "--name", name,
+            "--role", role, "--out", net.path(out))
+
+
+def test_device_certificate_is_refused_as_a_forward_by_the_relay(net):
+    """Finding 2 (relay side): the relay let any key connect in either role. A key admitted by a
+    device certificate is refused as a forward, and an operator certificate as a device."""
+    net.run("ca", "init", "--dir", net.path("ca"))
+    dev = net.keygen("dev.pem")
+    op = net.keygen("op.pem")
+    ca_issue(net, "dev.pem", "dev1", "dev-cert.pem", "device")
+    ca_issue(net, "op.pem", "alice", "op-cert.pem", "operator")
+    relay = net.relay("--client-ca", net.path("ca/ca.pem"))
+    # The device's certificate, as a forward: denied (never enrolled, never admitted).
+    stolen = net.forward("dev.pem", dev, "127.0.0.1:1", "--cert", net.path("dev-cert.pem"), name="stolen", wait=False)
+    relay.wait_log(r"agent_denied .*reason=certificate_wrong_role")
+    # The operator's certificate, as a device: denied too.
+    net.reverse("op.pem", "--cert", net.path("op-cert.pem"), "--authorize-any", name="op-as-device", wait=False)
+    relay.wait_log(r"agent_denied .*reason=certificate_wrong_role", count=2)
+    # The device in its own role is admitted; once enrolled as a device, its key is refused as a forward.
+    net.reverse("dev.pem", "--cert", net.path("dev-cert.pem"), "--authorize-any")
+    relay.wait_log(r"agent_admitted id=%s role=reverse via=ca" % dev)
+    stolen.wait_log(r"relay refused", timeout=15)
+    assert not re.search(r"tunnel_up", stolen.log())
+    net.forward("dev.pem", dev, "127.0.0.1:1", name="stolen2", wait=False)  # no certificate: the key alone
+    relay.wait_log(r"agent_denied .*reason=role_mismatch")
+
+
+def test_tokens_enrol_one_key_in_one_role_and_hostnames_go_to_the_first(net):
+    """Finding 8 (relay side): one token without --device enrolled 5 keys in both roles and gave
+    all 5 its hostname. A token is single use unless it says otherwise, enrols only its role,
+    and its hostnames go to the first key it enrolled."""
+    secret = net.path("enroll.secret")
+    net.run("token", "--secret", secret)
+    relay = net.relay("--enroll-secret", secret)
+    token = net.run("token", "--secret", secret, "--hostname", HOSTNAME).stdout.strip()
+    for i in range(3):
+        net.keygen("d%d.pem" % i)
+    first = net.reverse("d0.pem", "--authorize-any", "--token", token, "--hostname", HOSTNAME,
+                        "--sni-target", "127.0.0.1:1", name="d0")
+    relay.wait_log(r"agent_admitted .* via=token enrolled=yes")
+    # A second key with the same token: refused (single use), and without the hostname claim too.
+    net.reverse("d1.pem", "--authorize-any", "--token", token, name="d1", wait=False)
+    relay.wait_log(r"agent_denied .*reason=token_used_up")
+    # A device token cannot enrol an operator.
+    other = net.run("token", "--secret", secret).stdout.strip()
+    net.keygen("op.pem")
+    net.forward("op.pem", "A" * 32, "127.0.0.1:1", "--token", other, name="op", wait=False)
+    relay.wait_log(r"agent_denied .*reason=token_wrong_role")
+    # A token for three keys gives its hostname to the first only.
+    multi = net.run("token", "--secret", secret, "--uses", "3", "--hostname", "multi.example.test").stdout.strip()
+    a = net.reverse("d2.pem", "--authorize-any", "--token", multi, "--hostname", "multi.example.test",
+                    "--sni-target", "127.0.0.1:1", name="d2")
+    net.keygen("d3.pem")
+    b = net.reverse("d3.pem", "--authorize-any", "--token", multi, "--hostname", "multi.example.test",
+                    "--sni-target", "127.0.0.1:1", name="d3", wait=False)
+    relay.wait_log(r"agent_denied .*reason=hostname_(not_granted|taken)")
+    net.keygen("d4.pem")
+    net.reverse("d4.pem", "--authorize-any", "--token", multi, name="d4")  # no hostname: admitted
+    assert first.alive() and a.alive() and not re.search(r"tunnel_up", b.log())
+    with open(net.path("relay-state/registry")) as f:
+        text = f.read()
+    assert text.count(HOSTNAME) == 1 and text.count("multi.example.test") == 1, text

@@ -121,7 +121,7 @@ public final class Relay {
         maxTunnels = min(config.maxTunnels, max(16, files - Limits.relayReservedFiles))
         if maxTunnels < config.maxTunnels {
             Log.warn("open_file_limit", "limit=" + String(files) + " max_tunnels=" + String(maxTunnels) + " wanted="
-                     + String(config.maxTunnels) + " (raise LimitNOFILE or ulimit -n)")
+                     + String(config.maxTunnels) + " hint=" + Log.quote("raise LimitNOFILE or ulimit -n"))
         }
         do throws(SysError) { epoll = try Epoll() } catch {
             throw StartupError("epoll: " + error.message)
