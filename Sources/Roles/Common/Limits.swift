@@ -44,6 +44,8 @@ public enum Limits {
     /// New keys the relay enrols: at most this many at once, refilled at `relayEnrollPerSecond`.
     public static let relayEnrollBurst = 200
     public static let relayEnrollPerSecond = 50
+    /// Keys in the relay's registry; a new key beyond it is denied (`registry_write_failed`).
+    public static let registryMaxEntries = 1_000_000
     /// Per stream and direction: fills a 100 ms path at 20 Mbit/s (250 KB) on one stream.
     public static let relayWindow = 256 * 1024
 

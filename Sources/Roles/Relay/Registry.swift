@@ -12,6 +12,7 @@ import Wire
 ///
 ///     # agent relay registry v1
 ///     <id> <role: reverse|forward|-> <enrolled: Unix seconds> <via: open|token|ca> <hostnames: a,b or ->
+///          [<token: the hex id of the enrollment token that enrolled it, or ->]
 public final class Registry {
     public struct Entry {
         public var id: AgentID
@@ -19,8 +20,12 @@ public final class Registry {
         public var enrolledAt: Int64
         public var via: String
         public var hostnames: [String]
+        /// The id (`EnrollmentToken.idText`) of the token that enrolled this key, if one did.
+        public var token: String?
 
-        public init(id: AgentID, role: AgentRole?, enrolledAt: Int64, via: String, hostnames: [String]) {
+        public init(id: AgentID, role: AgentRole?, enrolledAt: Int64, via: String, hostnames: [String],
+                    token: String? = nil) {
+            self.token = token
             self.id = id
             self.role = role
             self.enrolledAt = enrolledAt
@@ -38,6 +43,9 @@ public final class Registry {
     public private(set) var entries: [AgentID: Entry] = [:]
     /// Enrollment order (the file's order).
     var order: [AgentID] = []
+    /// Who holds each hostname, and how many keys each token enrolled (kept in step with `entries`).
+    var owners: [String: AgentID] = [:]
+    var tokenUses: [String: Int] = [:]
 
     init(path: String) { self.path = path }
 
@@ -57,7 +65,7 @@ public final class Registry {
             lineNo += 1
             if line.utf8.isEmpty || Text.hasPrefix(line, "#") { continue }
             let f = Text.split(line, UInt8(ascii: " "))
-            guard f.count == 5, let id = AgentID(text: f[0]), let at = Int64(f[2]),
+            guard f.count == 5 || f.count == 6, let id = AgentID(text: f[0]), let at = Int64(f[2]),
                   Text.equal(f[3], "open") || Text.equal(f[3], "token") || Text.equal(f[3], "ca")
             else { throw LoadError(message: path + ":" + String(lineNo) + ": not a registry entry") }
             let role: AgentRole?
@@ -79,8 +87,13 @@ public final class Registry {
                     hosts.append(Registry.canonicalHostname(h))
                 }
             }
+            var token: String? = nil
+            if f.count == 6 && !Text.equal(f[5], "-") {
+                guard Text.length(f[5]) <= 64 else { throw LoadError(message: path + ":" + String(lineNo) + ": bad token id") }
+                token = f[5]
+            }
             if r.entries[id] == nil { r.order.append(id) }
-            r.entries[id] = Entry(id: id, role: role, enrolledAt: at, via: f[3], hostnames: hosts)
+            r.index(Entry(id: id, role: role, enrolledAt: at, via: f[3], hostnames: hosts, token: token))
         }
         return r
     }
@@ -88,24 +101,46 @@ public final class Registry {
     public func entry(_ id: AgentID) -> Entry? { entries[id] }
 
     /// The agent that holds `hostname` (case-insensitive), if any.
-    public func owner(ofHostname hostname: String) -> AgentID? {
-        let h = Registry.canonicalHostname(hostname)
-        for id in order where Text.contains(entries[id]?.hostnames ?? [], h) { return id }
-        return nil
+    public func owner(ofHostname hostname: String) -> AgentID? { owners[Registry.canonicalHostname(hostname)] }
+
+    /// How many keys the token with this id enrolled.
+    public func keys(enrolledByToken token: String) -> Int { tokenUses[token] ?? 0 }
+
+    /// Sets `e` in the tables and indexes (the first holder of a hostname keeps it).
+    func index(_ e: Entry) {
+        if let old = entries[e.id] {
+            for h in old.hostnames where owners[h] == e.id { owners.removeValue(forKey: h) }
+            if let t = old.token { tokenUses[t] = (tokenUses[t] ?? 1) - 1 }
+        }
+        entries[e.id] = e
+        for h in e.hostnames where owners[h] == nil { owners[h] = e.id }
+        if let t = e.token { tokenUses[t] = (tokenUses[t] ?? 0) + 1 }
     }
 
-    /// Adds or replaces an entry and saves the file.
-    public func put(_ e: Entry) throws(SysError) {
+    /// Adds or replaces an entry and saves the file. A new key beyond
+    /// `Limits.registryMaxEntries` is refused.
+    public func put(_ e: Entry) throws(WriteError) {
         let old = entries[e.id]
-        entries[e.id] = e
+        if old == nil && entries.count >= Limits.registryMaxEntries {
+            throw WriteError(message: "registry full (" + String(Limits.registryMaxEntries) + " keys)")
+        }
+        index(e)
         if old == nil { order.append(e.id) }
         do throws(SysError) {
             try save()
         } catch {
-            entries[e.id] = old
-            if old == nil { order.removeLast() }
-            throw error
+            if let o = old { index(o) } else {
+                for h in e.hostnames where owners[h] == e.id { owners.removeValue(forKey: h) }
+                if let t = e.token { tokenUses[t] = (tokenUses[t] ?? 1) - 1 }
+                entries.removeValue(forKey: e.id)
+                order.removeLast()
+            }
+            throw WriteError(message: error.message)
         }
+    }
+
+    public struct WriteError: Error {
+        public let message: String
     }
 
     func save() throws(SysError) {
@@ -114,6 +149,7 @@ public final class Registry {
             guard let e = entries[id] else { continue }
             text += e.id.text + " " + (e.role?.text ?? "-") + " " + String(e.enrolledAt) + " " + e.via + " "
             text += e.hostnames.isEmpty ? "-" : Text.join(e.hostnames, ",")
+            text += " " + (e.token ?? "-")
             text += "\n"
         }
         try Files.writeAtomically(path, Array(text.utf8), mode: 0o600)
