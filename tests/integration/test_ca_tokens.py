@@ -351,7 +351,7 @@ def test_token_with_hostname_registers_it(net):
                 "--sni-target", "%s:%d" % (HOST, echo.port))
     relay.wait_log(r"agent_admitted id=%s role=reverse via=token enrolled=yes" % dev)
     with open(net.path("relay-state/registry")) as f:
-        assert re.search(r"^%s reverse \d+ token %s$" % (dev, re.escape(HOSTNAME)), f.read(), re.M)
+        assert re.search(r"^%s reverse \d+ token %s [0-9a-f]{16}$" % (dev, re.escape(HOSTNAME)), f.read(), re.M)
     # Another device cannot claim it, even with a token that names it.
     net.keygen("dev2.pem")
     token2 = net.run("token", "--secret", secret, "--hostname", HOSTNAME).stdout.strip()

@@ -57,7 +57,7 @@ def test_thousands_of_devices_live_stream_and_kill9(net):
     relay = net.relay("--open-enrollment")
     dev = net.keygen("dev.pem")
     op = net.keygen("op.pem")
-    net.reverse("dev.pem", "--authorized-keys", net.authorize(op), "--log-level", "info")
+    rev = net.reverse("dev.pem", "--authorized-keys", net.authorize(op), "--log-level", "info")
     fwd = net.forward("op.pem", dev, "%s:%d" % (HOST, echo.port), "--log-level", "info")
     idle = IdleDevices(net, DEVICES)
     try:
@@ -75,6 +75,7 @@ def test_thousands_of_devices_live_stream_and_kill9(net):
         relay.p.wait(5)
         net.relay("--open-enrollment", name="relay2")
         idle.wait_alive(DEVICES, timeout=90)
+        rev.wait_log(r"tunnel_up", count=2, timeout=30)
         fwd.wait_log(r"tunnel_up", count=2, timeout=30)
         data = os.urandom(200_000)
         assert transfer(fwd.port, data) == data

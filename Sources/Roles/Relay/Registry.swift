@@ -12,7 +12,7 @@ import Wire
 ///
 ///     # agent relay registry v1
 ///     <id> <role: reverse|forward|-> <enrolled: Unix seconds> <via: open|token|ca> <hostnames: a,b or ->
-///          [<token: the hex id of the enrollment token that enrolled it, or ->]
+///          [<token: the hex id of the enrollment token that enrolled it, when one did>]
 public final class Registry {
     public struct Entry {
         public var id: AgentID
@@ -149,7 +149,7 @@ public final class Registry {
             guard let e = entries[id] else { continue }
             text += e.id.text + " " + (e.role?.text ?? "-") + " " + String(e.enrolledAt) + " " + e.via + " "
             text += e.hostnames.isEmpty ? "-" : Text.join(e.hostnames, ",")
-            text += " " + (e.token ?? "-")
+            if let t = e.token { text += " " + t }
             text += "\n"
         }
         try Files.writeAtomically(path, Array(text.utf8), mode: 0o600)
