@@ -152,3 +152,45 @@ public enum Files {
         return Int(shim_raise_nofile(want, &hard))
     }
 }
+
+/// A file written only at its end, each record made durable before `append` returns
+/// (fdatasync): the relay's registry journal. A crash (kill -9 or power loss) can leave
+/// only the last record torn, which the reader ignores.
+public final class AppendFile {
+    public let path: String
+    let fd: Int32
+
+    /// Opens (creating with `mode` if missing) for appending.
+    public init(_ path: String, mode: Int) throws(SysError) {
+        self.path = path
+        fd = path.withCString { shim_open($0, shim_o_append_create(), Int32(mode)) }
+        if fd < 0 { throw SysError.last("open") }
+        if fchmod(fd, mode_t(mode)) != 0 {
+            let e = SysError.last("fchmod")
+            _ = close(fd)
+            throw e
+        }
+    }
+
+    deinit { _ = close(fd) }
+
+    /// Writes `bytes` at the end and waits until they are on disk.
+    public func append(_ bytes: [UInt8]) throws(SysError) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { CShims.write(fd, $0.baseAddress! + off, bytes.count - off) }
+            if n < 0 {
+                if shim_errno() == EINTR { continue }
+                throw SysError.last("write")
+            }
+            off += n
+        }
+        if fdatasync(fd) != 0 { throw SysError.last("fdatasync") }
+    }
+
+    /// Cuts the file to `length` bytes (and makes that durable).
+    public func truncate(to length: Int) throws(SysError) {
+        if ftruncate(fd, off_t(length)) != 0 { throw SysError.last("ftruncate") }
+        if fsync(fd) != 0 { throw SysError.last("fsync") }
+    }
+}

@@ -262,6 +262,8 @@ def test_registry_survives_kill9_during_enrollments(net):
     procs = [net.reverse("k%d.pem" % i, "--authorize-any", name="r%d" % i, wait=False) for i in range(8)]
     time.sleep(random.uniform(0.05, 0.4))
     relay.kill()
+    # Agents that saw WELCOME were in the registry before it was sent.
+    welcomed = sum(1 for p in procs if "tunnel_up" in p.log())
     path = net.path("relay-state/registry")
     if os.path.exists(path):
         with open(path) as f:
@@ -269,5 +271,14 @@ def test_registry_survives_kill9_during_enrollments(net):
         assert text.startswith("# agent relay registry v1\n")
         for line in text.splitlines()[1:]:
             assert len(line.split(" ")) == 5 and line.split(" ")[0] in ids
+    journal = path + ".journal"
+    if os.path.exists(journal):
+        with open(journal, "rb") as f:
+            lines = f.read().split(b"\n")
+        for line in lines[:-1]:  # every whole line is an entry of one of ours (the last may be torn)
+            f = line.decode().split(" ")
+            assert f[0] == "+" and f[1] in ids and f[-1].startswith("#"), line
     relay2 = net.relay(name="relay2")  # must start: the registry parses
     assert relay2.alive()
+    m = re.search(r"registered=(\d+)", relay2.log())
+    assert m and int(m.group(1)) >= welcomed, (welcomed, relay2.log())

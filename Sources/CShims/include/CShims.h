@@ -69,6 +69,7 @@ static inline int shim_open(const char *path, int flags, int mode) { return open
 static inline int shim_o_rdonly(void) { return O_RDONLY; }
 static inline int shim_o_create_excl_wronly(void) { return O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC; }
 static inline int shim_o_directory(void) { return O_RDONLY | O_DIRECTORY | O_CLOEXEC; }
+static inline int shim_o_append_create(void) { return O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC; }
 static inline int shim_is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);

@@ -46,6 +46,12 @@ public enum Limits {
     public static let relayEnrollPerSecond = 50
     /// Keys in the relay's registry; a new key beyond it is denied (`registry_write_failed`).
     public static let registryMaxEntries = 1_000_000
+    /// The registry's snapshot and journal files are read up to this size (1,000,000 keys
+    /// with their hostnames fit; past it the relay does not start and says which file).
+    public static let registryMaxFileBytes = 512 * 1024 * 1024
+    /// The journal is compacted into a new snapshot once it has this many lines and more
+    /// lines than the registry has keys.
+    public static let registryJournalMinLines = 1024
     /// Per stream and direction: fills a 100 ms path at 20 Mbit/s (250 KB) on one stream.
     public static let relayWindow = 256 * 1024
 

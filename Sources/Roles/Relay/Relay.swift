@@ -104,6 +104,11 @@ public final class Relay {
         } catch {
             throw StartupError(error.message)
         }
+        if registry.ignoredJournalBytes > 0 {
+            // A crash while the last change was written: that change was never acknowledged.
+            Log.warn("registry_journal_torn", "file=" + Log.quote(config.stateDir + "/registry.journal")
+                     + " ignored_bytes=" + String(registry.ignoredJournalBytes))
+        }
         if let f = config.enrollSecretFile { enrollSecret = try SecretFile.load(f) }
         if let f = config.clientCAFile {
             do throws(IdentityError) { clientCA = try IdentityFile.certificate(f) } catch {
