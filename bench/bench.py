@@ -283,8 +283,11 @@ class AgentPath(Path):
 
     def registered(self, *ids):
         try:
-            with open(self.path("relay-state/registry")) as f:
-                text = f.read().lower()
+            text = ""
+            for name in ("relay-state/registry", "relay-state/registry.journal"):  # snapshot and journal
+                if os.path.exists(self.path(name)):
+                    with open(self.path(name)) as f:
+                        text += f.read().lower()
         except OSError:
             return False
         return all(i.lower() in text for i in ids)

@@ -195,6 +195,28 @@ def sha(b):
     return hashlib.sha256(b).hexdigest()
 
 
+def registry_text(state_dir):
+    entries = {}
+    snap = os.path.join(state_dir, "registry")
+    if os.path.exists(snap):
+        with open(snap) as f:
+            for line in f.read().splitlines():
+                if line and not line.startswith("#"):
+                    entries[line.split(" ")[0]] = line
+    journal = snap + ".journal"
+    if os.path.exists(journal):
+        with open(journal, "rb") as f:
+            lines = f.read().split(b"\n")
+        for raw in lines[:-1]:
+            body = raw.decode("utf-8", "replace").rsplit(" #", 1)[0]
+            op, _, rest = body.partition(" ")
+            if op == "+":
+                entries[rest.split(" ")[0]] = rest
+            elif op == "-":
+                entries.pop(rest, None)
+    return "".join(line + "\n" for line in entries.values())
+
+
 class Net:
     """One test's little world of agent processes."""
 
@@ -262,6 +284,12 @@ class Net:
         s = EchoServer(**kw)
         self.servers.append(s)
         return s
+
+    def registry(self, state="relay-state"):
+        """The relay's registry as it would load it: the snapshot's lines, then the journal's
+        whole lines applied in order ('+ entry #sum' sets, '- id #sum' removes), as snapshot
+        lines in one text."""
+        return registry_text(self.path(state))
 
     def authorize(self, *ids):
         path = self.path("authorized_keys")

@@ -226,8 +226,7 @@ def test_session_ca_admits_device_and_operator_end_to_end(fleet):
     assert sha(got) == sha(data)
     assert "stream_unauthorized" not in rev.log()
     assert "no_operators_authorized" not in rev.log()  # --authorized-ca alone is an authorization
-    with open(fleet["net"].path("relay-state/registry")) as f:
-        reg = f.read()
+    reg = fleet["net"].registry()
     assert re.search(r"^%s reverse \d+ ca " % fleet["dev"], reg, re.M)
     assert re.search(r"^%s forward \d+ ca " % fleet["op"], reg, re.M)
 
@@ -337,8 +336,7 @@ def test_bad_token_is_refused(net, case):
     rev.wait_log(r"relay_unreachable .*relay refused this agent")
     assert "tunnel_up" not in rev.log()
     assert token not in relay.log() and token not in rev.log()  # tokens are never logged
-    registry = net.path("relay-state/registry")
-    assert not os.path.exists(registry) or dev not in open(registry).read()
+    assert dev not in net.registry()
 
 
 def test_token_with_hostname_registers_it(net):
@@ -350,8 +348,7 @@ def test_token_with_hostname_registers_it(net):
     net.reverse("dev.pem", "--authorize-any", "--token", token, "--hostname", HOSTNAME,
                 "--sni-target", "%s:%d" % (HOST, echo.port))
     relay.wait_log(r"agent_admitted id=%s role=reverse via=token enrolled=yes" % dev)
-    with open(net.path("relay-state/registry")) as f:
-        assert re.search(r"^%s reverse \d+ token %s [0-9a-f]{16}$" % (dev, re.escape(HOSTNAME)), f.read(), re.M)
+    assert re.search(r"^%s reverse \d+ token %s [0-9a-f]{16}$" % (dev, re.escape(HOSTNAME)), net.registry(), re.M)
     # Another device cannot claim it, even with a token that names it.
     net.keygen("dev2.pem")
     token2 = net.run("token", "--secret", secret, "--hostname", HOSTNAME).stdout.strip()
@@ -378,8 +375,7 @@ def test_ca_certificate_grants_its_hostnames(net):
     net.reverse("dev.pem", "--cert", net.path("dev-cert.pem"), "--authorize-any", "--hostname", HOSTNAME,
                 "--sni-target", "%s:%d" % (HOST, echo.port))
     relay.wait_log(r"agent_admitted id=%s role=reverse via=ca enrolled=yes" % dev)
-    with open(net.path("relay-state/registry")) as f:
-        assert re.search(r"^%s reverse \d+ ca %s$" % (dev, re.escape(HOSTNAME)), f.read(), re.M)
+    assert re.search(r"^%s reverse \d+ ca %s$" % (dev, re.escape(HOSTNAME)), net.registry(), re.M)
     # A TLS connection for that name reaches the device's --sni-target (here an echo server,
     # so the handshake itself fails: only the routing is checked).
     c = socket.create_connection((HOST, sni_port), timeout=10)

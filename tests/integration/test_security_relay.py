@@ -316,6 +316,5 @@ def test_tokens_enrol_one_key_in_one_role_and_hostnames_go_to_the_first(net):
     net.keygen("d4.pem")
     net.reverse("d4.pem", "--authorize-any", "--token", multi, name="d4")  # no hostname: admitted
     assert first.alive() and a.alive() and not re.search(r"tunnel_up", b.log())
-    with open(net.path("relay-state/registry")) as f:
-        text = f.read()
+    text = net.registry()
     assert text.count(HOSTNAME) == 1 and text.count("multi.example.test") == 1, text
