@@ -63,7 +63,7 @@ enum Admission {
                     let used = registry.keys(enrolledByToken: t.idText)
                     if known == nil && !bound && used >= t.uses { return .deny("token_used_up") }
                     // Hostnames go to the key the token names, or to the first key it enrolled.
-                    let first = bound || (known == nil && used == 0) || (known != nil && known?.token == t.idText)
+                    let first = bound || (known == nil && used == 0) || (known?.token.map { Text.equal($0, t.idText) } ?? false)
                     if first {
                         for h in t.hostnames.map({ Registry.canonicalHostname($0) }) where !Text.contains(granted, h) {
                             granted.append(h)

@@ -99,8 +99,10 @@ public final class Registry {
     /// Enrollment order (the snapshot's order).
     var order: [AgentID] = []
     /// Who holds each hostname, and how many keys each token enrolled (kept in step with `entries`).
-    var owners: [String: AgentID] = [:]
-    var tokenUses: [String: Int] = [:]
+    /// Keyed by the text's bytes: hashing a String would link Swift's Unicode tables
+    /// into the release binary (tests/sizes.sh checks).
+    var owners: [TextKey: AgentID] = [:]
+    var tokenUses: [TextKey: Int] = [:]
     /// The journal, opened at the first change; its lines since the last compaction.
     var journal: AppendFile? = nil
     public private(set) var journalLines = 0
@@ -197,25 +199,25 @@ public final class Registry {
     public func entry(_ id: AgentID) -> Entry? { entries[id] }
 
     /// The agent that holds `hostname` (case-insensitive), if any.
-    public func owner(ofHostname hostname: String) -> AgentID? { owners[Registry.canonicalHostname(hostname)] }
+    public func owner(ofHostname hostname: String) -> AgentID? { owners[TextKey(Registry.canonicalHostname(hostname))] }
 
     /// How many keys the token with this id enrolled.
-    public func keys(enrolledByToken token: String) -> Int { tokenUses[token] ?? 0 }
+    public func keys(enrolledByToken token: String) -> Int { tokenUses[TextKey(token)] ?? 0 }
 
     /// Sets `e` in the tables and indexes (the first holder of a hostname keeps it).
     func index(_ e: Entry) {
         unindexFields(e.id)
         entries[e.id] = e
-        for h in e.hostnames where owners[h] == nil { owners[h] = e.id }
-        if let t = e.token { tokenUses[t] = (tokenUses[t] ?? 0) + 1 }
+        for h in e.hostnames where owners[TextKey(h)] == nil { owners[TextKey(h)] = e.id }
+        if let t = e.token { tokenUses[TextKey(t)] = (tokenUses[TextKey(t)] ?? 0) + 1 }
     }
 
     private func unindexFields(_ id: AgentID) {
         guard let old = entries[id] else { return }
-        for h in old.hostnames where owners[h] == id { owners.removeValue(forKey: h) }
+        for h in old.hostnames where owners[TextKey(h)] == id { owners.removeValue(forKey: TextKey(h)) }
         if let t = old.token {
-            let n = (tokenUses[t] ?? 1) - 1
-            if n <= 0 { tokenUses.removeValue(forKey: t) } else { tokenUses[t] = n }
+            let n = (tokenUses[TextKey(t)] ?? 1) - 1
+            if n <= 0 { tokenUses.removeValue(forKey: TextKey(t)) } else { tokenUses[TextKey(t)] = n }
         }
     }
 
@@ -296,4 +298,10 @@ public final class Registry {
 
     /// Lowercase ASCII: hostnames match case-insensitively.
     public static func canonicalHostname(_ h: String) -> String { Text.lowercasedASCII(h) }
+}
+
+/// A dictionary key made of a text's UTF-8 bytes (compared and hashed as bytes).
+struct TextKey: Hashable {
+    let bytes: [UInt8]
+    init(_ s: String) { bytes = Array(s.utf8) }
 }
