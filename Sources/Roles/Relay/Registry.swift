@@ -164,7 +164,7 @@ public final class Registry {
         let b = Array(line.utf8)
         guard b.count > 11, b[b.count - 10] == UInt8(ascii: " "), b[b.count - 9] == UInt8(ascii: "#") else { return false }
         let body = Array(b[0..<(b.count - 10)])
-        guard Registry.checksum(body) == String(decoding: b[(b.count - 8)...], as: UTF8.self) else { return false }
+        guard Array(Registry.checksum(body).utf8) == Array(b[(b.count - 8)...]) else { return false }  // bytes: no String ==
         let f = Text.split(String(decoding: body, as: UTF8.self), UInt8(ascii: " "))
         guard f.count >= 2 else { return false }
         if Text.equal(f[0], "+"), let e = Entry.parse(Array(f[1...])) {
