@@ -13,7 +13,7 @@ import Wire
     /// every way out gives the place back, however often it is taken.
     @Test func everyTicketLeavesOnce() {
         let g = Gate(limit: 4, perSource: 4)
-        let a = SourceKey(Self.address("127.0.0.1"))
+        let a = SourceKey(source: Self.address("127.0.0.1"))
         for _ in 0..<1_000 {
             guard case .success(let t) = g.enter(a) else {
                 Issue.record("gate closed after repeated use")
@@ -35,8 +35,8 @@ import Wire
 
     @Test func oneSourceCannotTakeTheWholeGate() {
         let g = Gate(limit: 8, perSource: 3)
-        let a = SourceKey(Self.address("127.0.0.1"))
-        let b = SourceKey(Self.address("127.0.0.2"))
+        let a = SourceKey(source: Self.address("127.0.0.1"))
+        let b = SourceKey(source: Self.address("127.0.0.2"))
         var held: [Gate.Ticket] = []
         for _ in 0..<3 {
             if case .success(let t) = g.enter(a) { held.append(t) }
@@ -63,8 +63,8 @@ import Wire
 
     @Test func gateIsFullForEveryone() {
         let g = Gate(limit: 2, perSource: 2)
-        let a = SourceKey(Self.address("127.0.0.1"))
-        let b = SourceKey(Self.address("127.0.0.2"))
+        let a = SourceKey(source: Self.address("127.0.0.1"))
+        let b = SourceKey(source: Self.address("127.0.0.2"))
         guard case .success(let t1) = g.enter(a), case .success(let t2) = g.enter(a) else {
             Issue.record("could not fill")
             return
@@ -81,14 +81,14 @@ import Wire
 
     /// IPv6 sources count by /64: one subscriber cannot rotate addresses in its prefix.
     @Test func ipv6SourcesCountByPrefix() {
-        let a = SourceKey(Self.address("2001:db8:1:2::1"))
-        let b = SourceKey(Self.address("2001:db8:1:2:ffff::9"))
-        let c = SourceKey(Self.address("2001:db8:1:3::1"))
-        let v4 = SourceKey(Self.address("127.0.0.1"))
+        let a = SourceKey(source: Self.address("2001:db8:1:2::1"))
+        let b = SourceKey(source: Self.address("2001:db8:1:2:ffff::9"))
+        let c = SourceKey(source: Self.address("2001:db8:1:3::1"))
+        let v4 = SourceKey(source: Self.address("127.0.0.1"))
         #expect(a == b)
         #expect(a != c)
         #expect(a != v4)
-        #expect(SourceKey(Self.address("127.0.0.1")) != SourceKey(Self.address("127.0.0.2")))
+        #expect(SourceKey(source: Self.address("127.0.0.1")) != SourceKey(source: Self.address("127.0.0.2")))
     }
 
     /// One key (however many tunnels) cannot take the relay's whole buffer pool.

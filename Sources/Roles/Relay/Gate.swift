@@ -1,23 +1,18 @@
 import Loop
 
-/// Where a connection comes from, for per-source shares: an IPv4 address, or the
-/// /64 prefix of an IPv6 address (one subscriber usually holds a whole /64).
-struct SourceKey: Hashable {
-    let high: UInt64
-    let low: UInt64
+/// Where a connection comes from, for per-source shares: the /64 prefix of an IPv6
+/// address (one subscriber usually holds a whole /64), or an IPv4 address after 32 one
+/// bits (ff00::/8 is multicast: never a peer's prefix). A plain UInt64, so the relay's
+/// dictionaries share one key type (each key type costs the release binary its own copy
+/// of the dictionary code).
+typealias SourceKey = UInt64
 
-    init(_ address: SocketAddress) {
+extension UInt64 {
+    init(source address: SocketAddress) {
         let b = address.ipBytes
-        var h: UInt64 = 0
-        var l: UInt64 = 0
-        if b.count == 16 {
-            for i in 0..<8 { h = h << 8 | UInt64(b[i]) }
-            l = 1 << 63
-        } else {
-            for x in b { l = l << 8 | UInt64(x) }
-        }
-        high = h
-        low = l
+        var k: UInt64 = b.count == 16 ? 0 : 0xffff_ffff
+        for x in b.prefix(8) { k = k << 8 | UInt64(x) }
+        self = k
     }
 }
 

@@ -40,6 +40,8 @@ final class MetricsConn {
     /// Its place among the scrapes served at once (left when the connection is dropped).
     let ticket: Gate.Ticket
     var reg = Registration()
+    /// Its token's serial (the list is short: `Limits.metricsMaxConnections`).
+    var serial: UInt64 = 0
 
     init(fd: Int32, ticket: Gate.Ticket, now: Instant) {
         self.fd = fd

@@ -77,7 +77,7 @@ public final class Registry {
             }
             var token: String? = nil
             if f.count == 6 {
-                guard Text.length(f[5]) <= 64, Array(f[5].utf8).allSatisfy({ Registry.isHexDigit($0) }) else { return nil }
+                guard Registry.tokenKey(f[5]) != nil else { return nil }
                 token = f[5]
             }
             return Entry(id: id, role: role, enrolledAt: at, via: f[3], hostnames: hosts, token: token)
@@ -102,7 +102,7 @@ public final class Registry {
     /// Keyed by the text's bytes: hashing a String would link Swift's Unicode tables
     /// into the release binary (tests/sizes.sh checks).
     var owners: [TextKey: AgentID] = [:]
-    var tokenUses: [TextKey: Int] = [:]
+    var tokenUses: [UInt64: Int] = [:]
     /// The journal, opened at the first change; its lines since the last compaction.
     var journal: AppendFile? = nil
     public private(set) var journalLines = 0
@@ -192,8 +192,21 @@ public final class Registry {
         return b + Array((" #" + checksum(b) + "\n").utf8)
     }
 
-    static func isHexDigit(_ c: UInt8) -> Bool {
-        (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "f"))
+    /// A token id (16 lowercase hex digits: `EnrollmentToken.idText`) as a number.
+    static func tokenKey(_ hex: String) -> UInt64? {
+        let b = Array(hex.utf8)
+        guard b.count == 16 else { return nil }
+        var k: UInt64 = 0
+        for c in b {
+            if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
+                k = k << 4 | UInt64(c - UInt8(ascii: "0"))
+            } else if c >= UInt8(ascii: "a") && c <= UInt8(ascii: "f") {
+                k = k << 4 | UInt64(c - UInt8(ascii: "a") + 10)
+            } else {
+                return nil
+            }
+        }
+        return k
     }
 
     public func entry(_ id: AgentID) -> Entry? { entries[id] }
@@ -202,22 +215,22 @@ public final class Registry {
     public func owner(ofHostname hostname: String) -> AgentID? { owners[TextKey(Registry.canonicalHostname(hostname))] }
 
     /// How many keys the token with this id enrolled.
-    public func keys(enrolledByToken token: String) -> Int { tokenUses[TextKey(token)] ?? 0 }
+    public func keys(enrolledByToken token: String) -> Int { Registry.tokenKey(token).map { tokenUses[$0] ?? 0 } ?? 0 }
 
     /// Sets `e` in the tables and indexes (the first holder of a hostname keeps it).
     func index(_ e: Entry) {
         unindexFields(e.id)
         entries[e.id] = e
         for h in e.hostnames where owners[TextKey(h)] == nil { owners[TextKey(h)] = e.id }
-        if let t = e.token { tokenUses[TextKey(t)] = (tokenUses[TextKey(t)] ?? 0) + 1 }
+        if let t = e.token.flatMap(Registry.tokenKey) { tokenUses[t] = (tokenUses[t] ?? 0) + 1 }
     }
 
     private func unindexFields(_ id: AgentID) {
         guard let old = entries[id] else { return }
         for h in old.hostnames where owners[TextKey(h)] == id { owners.removeValue(forKey: TextKey(h)) }
-        if let t = old.token {
-            let n = (tokenUses[TextKey(t)] ?? 1) - 1
-            if n <= 0 { tokenUses.removeValue(forKey: TextKey(t)) } else { tokenUses[TextKey(t)] = n }
+        if let t = old.token.flatMap(Registry.tokenKey) {
+            let n = (tokenUses[t] ?? 1) - 1
+            if n <= 0 { tokenUses.removeValue(forKey: t) } else { tokenUses[t] = n }
         }
     }
 

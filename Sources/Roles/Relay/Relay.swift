@@ -42,7 +42,7 @@ public final class Relay {
     let stats = RelayStats()
     var metricsListener: Int32 = -1
     var metricsListenerReady = false
-    var metricsConns: [UInt64: MetricsConn] = [:]
+    var metricsConns: [MetricsConn] = []
     /// The loop (RelayLoop.swift): readiness by registration, tunnels with work, timers.
     let epoll: Epoll
     var listenerReg = Registration()

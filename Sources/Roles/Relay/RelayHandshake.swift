@@ -15,7 +15,7 @@ extension Relay {
                 continue
             }
             let ticket: Gate.Ticket
-            switch pending.enter(SourceKey(peer)) {
+            switch pending.enter(SourceKey(source: peer)) {
             case .success(let t): ticket = t
             case .failure(.full):
                 drop(fd, peer, "pending_limit", now: now)

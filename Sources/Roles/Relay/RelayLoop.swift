@@ -37,7 +37,7 @@ extension Relay {
             if !work.items.isEmpty { dm.consider(now.ms) }
             dm.consider(timers.earliest)
             dm.consider(drainDeadline?.ms)
-            for (_, m) in metricsConns { dm.consider(m.deadline.ms) }
+            for m in metricsConns { dm.consider(m.deadline.ms) }
             for (_, s) in sniConns {
                 if s.splice.dirty { dm.consider(now.ms) }
                 dm.consider(s.deadline?.ms)
@@ -88,7 +88,7 @@ extension Relay {
         case .metricsListener:
             metricsListenerReady = true
         case .metrics:
-            guard let m = metricsConns[Token.serial(token)] else { return }
+            guard let m = metricsConns.first(where: { $0.serial == Token.serial(token) }) else { return }
             if m.reply.isEmpty {
                 if m.read() {
                     m.reply = m.done ? [] : (m.wantsMetrics ? MetricsConn.response("200 OK", renderMetrics())
@@ -201,26 +201,25 @@ extension Relay {
     }
 
     func tendMetrics(now: Instant) {
-        for (serial, m) in metricsConns where m.done || now >= m.deadline {
-            m.reg.remove(epoll)
-            metricsConns.removeValue(forKey: serial)
-        }
+        for m in metricsConns where m.done || now >= m.deadline { m.reg.remove(epoll) }
+        metricsConns.removeAll { $0.done || now >= $0.deadline }
         if metricsListenerReady {
             metricsListenerReady = false
             while metricsGate.isOpen, let (fd, peer) = Socket.accept(metricsListener) {
-                switch metricsGate.enter(SourceKey(peer)) {
+                switch metricsGate.enter(SourceKey(source: peer)) {
                 case .success(let t):
-                    let serial = nextSerial
+                    let m = MetricsConn(fd: fd, ticket: t, now: now)
+                    m.serial = nextSerial
                     nextSerial += 1
-                    metricsConns[serial] = MetricsConn(fd: fd, ticket: t, now: now)
+                    metricsConns.append(m)
                 case .failure: drop(fd, peer, "metrics_per_source", now: now)
                 }
             }
         }
-        for (serial, m) in metricsConns {
+        for m in metricsConns {
             do throws(SysError) {
                 try m.reg.update(epoll, fd: m.fd, interest: m.reply.isEmpty ? .read : .write,
-                                 token: Token.make(TokenKind.metrics.rawValue, serial))
+                                 token: Token.make(TokenKind.metrics.rawValue, m.serial))
             } catch {
                 m.done = true
             }

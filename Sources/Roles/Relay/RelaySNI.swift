@@ -13,7 +13,7 @@ extension Relay {
                 drop(fd, peer, "sni_draining", now: now)
                 continue
             }
-            let source = SourceKey(peer)
+            let source = SourceKey(source: peer)
             let open: Gate.Ticket
             let pend: Gate.Ticket
             switch sniOpen.enter(source) {
