@@ -134,6 +134,9 @@ $$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/li
 	set -e; for m in $(SWIFT_MODULES); do for f in $$$$(find Sources/$$$$m -name '*.swift' | sort); do \
 	  sed -E '/^import ($(subst $(space),|,$(SWIFT_MODULES)))$$$$/d' $$$$f > $$($(1)_B)/swift-src/$$$$m-$$$$(basename $$$$f); \
 	done; done
+	# swiftc keeps an existing object whose IR hash matches, and -Xllvm options are not
+	# part of that hash: start from no object, so a flag change always takes effect.
+	rm -f $$($(1)_B)/agent-all.o
 	$(SWIFTC) $$($(1)_SWIFTFLAGS) -module-name agent $$($(1)_B)/swift-src/*.swift -c -o $$($(1)_B)/agent-all.o
 	touch $$@
 
