@@ -24,6 +24,8 @@ public class AgentNode: LoopDriver {
     var stopping = false
     /// Work was left when the last turn ended (poll must not wait).
     var moreWork = false
+    /// Lines a peer causes per stream (refusals, resets): rate-limited.
+    var peerLog = RateLimit()
     var downLog = RateLimit(burst: Limits.unreachableLogBurst, windowMs: Limits.unreachableLogWindowMs)
     public private(set) var finished = false
     public private(set) var exitCode: Int32 = 0
@@ -86,7 +88,7 @@ public class AgentNode: LoopDriver {
             if let t = r.connectDeadline, d == nil || t < d! { d = t }
         }
         for (_, s) in splices {
-            for t in [s.e2e.deadline, s.connectDeadline, s.lingerDeadline] {
+            for t in [s.e2e.deadline, s.connectDeadline, s.lingerDeadline, s.authDeadline] {
                 if let t = t, d == nil || t < d! { d = t }
             }
         }
@@ -228,7 +230,8 @@ public class AgentNode: LoopDriver {
             splices[id]?.dirty = true
         case .refused(let id, let reason):
             if let s = splices.removeValue(forKey: id) {
-                Log.info("stream_refused", "stream=" + String(id) + " local=" + Log.quote(s.label) + " reason=" + reason.text)
+                peerLog.log(.info, "stream_refused", "stream=" + String(id) + " local=" + Log.quote(s.label) + " reason="
+                            + reason.text, now: now)
                 s.closeLocal()
             }
         case .reset(let id, let reason):
@@ -239,14 +242,15 @@ public class AgentNode: LoopDriver {
             if let s = splices.removeValue(forKey: id) {
                 if s.established {
                     // Mid-stream: a reset, so the local end does not take a cut stream for a clean end.
-                    Log.info("stream_reset", "stream=" + String(id) + " local=" + Log.quote(s.label) + " reason=" + reason.text)
+                    peerLog.log(.info, "stream_reset", "stream=" + String(id) + " local=" + Log.quote(s.label) + " reason="
+                                + reason.text, now: now)
                     s.closeLocal(abort: true)
                 } else {
                     // During setup: the device refused without telling why (authorization
                     // failures say nothing to the peer), or the relay gave up. A clean close.
-                    Log.warn("stream_refused", "stream=" + String(id) + " local=" + Log.quote(s.label) + " reason="
-                             + (reason == .unspecified ? "refused_by_device" : reason.text)
-                             + " hint=\"is this operator's ID in the device's --authorized-keys?\"")
+                    peerLog.log(.warn, "stream_refused", "stream=" + String(id) + " local=" + Log.quote(s.label) + " reason="
+                                + (reason == .unspecified ? "refused_by_device" : reason.text)
+                                + " hint=\"is this operator's ID in the device's --authorized-keys?\"", now: now)
                     s.closeLocal()
                 }
             }

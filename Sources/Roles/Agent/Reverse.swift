@@ -29,6 +29,10 @@ public final class Reverse: AgentNode {
     let reloadPolicy: () -> Result<ReversePolicy, StartupError>
     var myID: AgentID? = nil
     var refusalLog = RateLimit()
+    /// Streams whose forward is not yet authorized (in all and per forward), and the
+    /// forwards whose streams keep ending before authorization (PreAuth.swift).
+    let preAuthGate = Gate(limit: Limits.reverseMaxUnauthorizedStreams, perSource: Limits.reverseMaxUnauthorizedPerForward)
+    let strikes = ForwardStrikes()
     override var roleName: String { "reverse" }
 
     public init(settings: TunnelSettings, certificate: Certificate, policy: ReversePolicy,
@@ -50,13 +54,36 @@ public final class Reverse: AgentNode {
             mux.refuse(id, .protocolError)
             return
         }
+        // Before any TLS work: a forward that used up its strikes, or one (or all) holding
+        // too many streams not yet authorized, is refused. The forward is told nothing more.
+        let origin = PreAuth.key(origin: open.origin)
+        strikes.settle(now: now)
+        if strikes.isHeld(origin, now: now) {
+            return refuseEarly(id, open, "forward_held", mux: mux, now: now)
+        }
+        let ticket: Gate.Ticket
+        switch preAuthGate.enter(origin) {
+        case .success(let t): ticket = t
+        case .failure(.full): return refuseEarly(id, open, "unauthorized_streams", mux: mux, now: now)
+        case .failure(.sourceShare): return refuseEarly(id, open, "unauthorized_streams_per_forward", mux: mux, now: now)
+        }
         let session: E2ESession
         do throws(CryptoError) { session = try E2ESession(server: server, now: now) } catch {
             mux.refuse(id, .noResources)
             return
         }
-        splices[id] = Splice(streamID: id, e2e: session, label: "caller " + open.caller.text)
+        let s = Splice(streamID: id, e2e: session, label: "caller " + open.caller.text)
+        s.preAuth = PreAuth(ticket: ticket, origin: origin, strikes: strikes)
+        s.authDeadline = now.adding(ms: Limits.reverseAuthTimeoutMs)
+        splices[id] = s
         mux.accept(id)
+    }
+
+    /// Refuses an OPEN with `no_resources` before any TLS work; logged at a bounded rate.
+    func refuseEarly(_ id: UInt32, _ open: OpenPayload, _ why: String, mux: Mux, now: Instant) {
+        mux.refuse(id, .noResources)
+        let forward = AgentID(bytes: open.origin)?.text ?? "-"
+        refusalLog.log(.warn, "stream_refused", "stream=" + String(id) + " forward=" + forward + " reason=" + why, now: now)
     }
 
     /// A public TLS connection routed by SNI: spliced as is to the --sni-target service.
@@ -106,6 +133,10 @@ public final class Reverse: AgentNode {
         let who = "forward=" + (s.e2e.peerID?.text ?? "-")
         switch ev {
         case .targetRequested(let target):
+            // Only an authorized forward gets here (PeerProof): its place goes back.
+            s.preAuth?.authorize()
+            s.preAuth = nil
+            s.authDeadline = nil
             s.target = target
             s.label = target.text
             startConnect(s, target, who: who, now: now)
@@ -123,7 +154,8 @@ public final class Reverse: AgentNode {
                 }
                 drop(s.streamID, mux: mux, reason: .unspecified, abort: true)
             default:
-                Log.info("stream_failed", "stream=" + String(s.streamID) + " " + who + " error=" + E2ELog.text(f))
+                refusalLog.log(.info, "stream_failed", "stream=" + String(s.streamID) + " " + who + " error=" + E2ELog.text(f),
+                               now: now)
                 drop(s.streamID, mux: mux, reason: .closed, abort: true)
             }
         case .refused, .none:
@@ -168,6 +200,11 @@ public final class Reverse: AgentNode {
     }
 
     override func prepare(_ s: Splice, mux: Mux, now: Instant) {
+        if let d = s.authDeadline, now >= d {
+            refusalLog.log(.warn, "stream_unauthorized", "stream=" + String(s.streamID) + " reason=auth_timeout", now: now)
+            drop(s.streamID, mux: mux, reason: .timeout, abort: true)
+            return
+        }
         if let deadline = s.connectDeadline {
             if s.connectReady {
                 s.connectReady = false

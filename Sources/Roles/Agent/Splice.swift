@@ -44,6 +44,10 @@ final class Splice {
     var target: HostPort? = nil
     /// Reverse only: after a refusal, when to give up waiting for the forward to close.
     var lingerDeadline: Instant? = nil
+    /// Device side, until the session authorized its forward: the place it holds and the
+    /// deadline for authorization (`PreAuth`).
+    var preAuth: PreAuth? = nil
+    var authDeadline: Instant? = nil
 
     init(streamID: UInt32, e2e: E2ESession, label: String, bufferSize: Int = Limits.spliceBuffer) {
         self.streamID = streamID

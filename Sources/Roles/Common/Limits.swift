@@ -62,6 +62,21 @@ public enum Limits {
     // Reverse (device): smaller windows trade single-stream speed on long paths for memory.
     public static let reverseMaxStreams = MuxLimits.defaultMaxStreamsDevice
     public static let reverseWindow = 64 * 1024
+    /// Device: streams whose end-to-end session has not yet authorized its forward, in all
+    /// (the rest of the 128 stay for authorized operators) ...
+    public static let reverseMaxUnauthorizedStreams = 32
+    /// ... and from one forward ID.
+    public static let reverseMaxUnauthorizedPerForward = 8
+    /// Device: a forward must be authorized within this (the end-to-end handshake's own
+    /// timeout, 10 s, covers the target request and answer after it).
+    public static let reverseAuthTimeoutMs: Int64 = 5_000
+    /// Device: streams of one forward that may end before authorization at once (refused,
+    /// failed, timed out, reset) ...
+    public static let reverseStrikeBurst = 16
+    /// ... and per second after that; beyond, its OPENs are refused before any TLS work.
+    public static let reverseStrikesPerSecond = 1
+    /// Device: forwards whose strikes are remembered.
+    public static let reverseTrackedForwards = 64
 
     // SNI routing (relay)
     /// A public client must send its whole ClientHello within this.

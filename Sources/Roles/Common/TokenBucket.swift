@@ -18,12 +18,22 @@ public struct TokenBucket {
 
     /// Takes one token if there is one.
     public mutating func take(now: Instant) -> Bool {
+        refill(now: now)
+        guard milli >= 1000 else { return false }
+        milli -= 1000
+        return true
+    }
+
+    /// Whole tokens there are now.
+    public mutating func tokens(now: Instant) -> Int {
+        refill(now: now)
+        return Int(milli / 1000)
+    }
+
+    mutating func refill(now: Instant) {
         if let l = last, now.ms > l {
             milli = min(Int64(burst) * 1000, milli + (now.ms - l) * Int64(perSecond))
         }
         if last == nil || now.ms > last! { last = now.ms }
-        guard milli >= 1000 else { return false }
-        milli -= 1000
-        return true
     }
 }
