@@ -1,5 +1,6 @@
 /* Non-inline C helpers for agent. See include/CShims.h for the contracts. */
 #include "CShims.h"
+#include <limits.h>
 
 #include <sys/random.h>
 #include <mbedtls/asn1write.h>
@@ -178,4 +179,98 @@ long shim_raise_nofile(long want, long *hard) {
         if (setrlimit(RLIMIT_NOFILE, &r) != 0) getrlimit(RLIMIT_NOFILE, &r);
     }
     return r.rlim_cur == RLIM_INFINITY ? want : (long)r.rlim_cur;
+}
+
+/* ---- names resolved off the loop ------------------------------------- */
+struct resolve_job {
+    int fd;          /* write end */
+    int delay_ms;
+    char host[256];
+};
+
+struct resolve_answer {
+    int count;
+    socklen_t lens[SHIM_RESOLVE_MAX_ADDRS];
+    struct sockaddr_storage addrs[SHIM_RESOLVE_MAX_ADDRS];
+};
+
+static int resolve_active;
+
+static void *resolve_thread(void *arg) {
+    struct resolve_job *job = arg;
+    if (job->delay_ms > 0) {
+        struct timespec ts = { job->delay_ms / 1000, (long)(job->delay_ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    }
+    struct resolve_answer ans;
+    memset(&ans, 0, sizeof ans);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(job->host, NULL, &hints, &res) == 0) {
+        for (int pass = 0; pass < 2; pass++) {          /* IPv4 first, then IPv6 */
+            int want = pass == 0 ? AF_INET : AF_INET6;
+            for (struct addrinfo *ai = res; ai && ans.count < SHIM_RESOLVE_MAX_ADDRS; ai = ai->ai_next) {
+                if (ai->ai_family != want || ai->ai_addrlen > sizeof(struct sockaddr_storage)) continue;
+                memcpy(&ans.addrs[ans.count], ai->ai_addr, ai->ai_addrlen);
+                ans.lens[ans.count] = ai->ai_addrlen;
+                ans.count++;
+            }
+        }
+        freeaddrinfo(res);
+    }
+    /* One write under PIPE_BUF is atomic; if the loop gave up (closed its end), EPIPE. */
+    ssize_t n = write(job->fd, &ans, sizeof ans);
+    (void)n;
+    close(job->fd);
+    free(job);
+    __atomic_fetch_sub(&resolve_active, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+int shim_resolve_active(void) { return __atomic_load_n(&resolve_active, __ATOMIC_SEQ_CST); }
+
+int shim_resolve_start(const char *host, int max_active, int delay_ms) {
+    _Static_assert(sizeof(struct resolve_answer) <= PIPE_BUF, "one atomic write");
+    if (strlen(host) >= sizeof(((struct resolve_job *)0)->host)) return -1;
+    if (__atomic_add_fetch(&resolve_active, 1, __ATOMIC_SEQ_CST) > max_active) {
+        __atomic_fetch_sub(&resolve_active, 1, __ATOMIC_SEQ_CST);
+        return -2;
+    }
+    int p[2];
+    if (pipe(p) != 0) goto fail;
+    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
+    fcntl(p[0], F_SETFD, FD_CLOEXEC);
+    fcntl(p[1], F_SETFD, FD_CLOEXEC);
+    struct resolve_job *job = calloc(1, sizeof *job);
+    if (!job) { close(p[0]); close(p[1]); goto fail; }
+    job->fd = p[1];
+    job->delay_ms = delay_ms;
+    strcpy(job->host, host);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);      /* the thread starts with every signal blocked */
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, resolve_thread, job);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) { free(job); close(p[0]); close(p[1]); goto fail; }
+    return p[0];
+fail:
+    __atomic_fetch_sub(&resolve_active, 1, __ATOMIC_SEQ_CST);
+    return -1;
+}
+
+int shim_resolve_finish(int fd, struct sockaddr_storage *out, socklen_t *lens) {
+    struct resolve_answer ans;
+    ssize_t n = read(fd, &ans, sizeof ans);
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? -1 : 0;
+    if (n != (ssize_t)sizeof ans || ans.count < 0 || ans.count > SHIM_RESOLVE_MAX_ADDRS) return 0;
+    for (int i = 0; i < ans.count; i++) { out[i] = ans.addrs[i]; lens[i] = ans.lens[i]; }
+    return ans.count;
 }

@@ -334,3 +334,45 @@ public enum SocketQueue {
         return (total, .wouldBlock)
     }
 }
+
+/// Host names resolved off the loop: getaddrinfo runs in a detached thread of its own
+/// (CShims), its answer comes through a pipe the loop polls like any socket.
+public enum Resolver {
+    public enum Start {
+        case started(fd: Int32)
+        /// `maxActive` resolutions are running already.
+        case busy
+        case failed
+    }
+
+    /// Starts resolving `host`. `delayMs` is a test hook (the thread waits first).
+    public static func start(_ host: String, maxActive: Int, delayMs: Int = 0) -> Start {
+        let fd = host.withCString { shim_resolve_start($0, Int32(maxActive), Int32(delayMs)) }
+        if fd == -2 { return .busy }
+        if fd < 0 { return .failed }
+        return .started(fd: fd)
+    }
+
+    /// The addresses (IPv4 first) once the answer is there (empty: the name did not
+    /// resolve); nil while it is not. The caller closes `fd` afterwards.
+    public static func finish(_ fd: Int32, port: UInt16) -> [SocketAddress]? {
+        var storage = [sockaddr_storage](repeating: sockaddr_storage(), count: Int(SHIM_RESOLVE_MAX_ADDRS))
+        var lens = [socklen_t](repeating: 0, count: Int(SHIM_RESOLVE_MAX_ADDRS))
+        let n = storage.withUnsafeMutableBufferPointer { s in
+            lens.withUnsafeMutableBufferPointer { l in shim_resolve_finish(fd, s.baseAddress, l.baseAddress) }
+        }
+        if n < 0 { return nil }
+        var out: [SocketAddress] = []
+        for i in 0..<Int(n) {
+            var a = SocketAddress()
+            a.storage = storage[i]
+            a.length = lens[i]
+            a.setPort(port)
+            out.append(a)
+        }
+        return out
+    }
+
+    /// Resolutions running now (threads alive).
+    public static var active: Int { Int(shim_resolve_active()) }
+}

@@ -102,3 +102,46 @@ import Testing
         #expect(h.earliest == 50)
     }
 }
+
+/// Names resolved off the loop (review finding 10): a thread per name, the answer through a pipe.
+@Suite(.serialized) struct ResolverTests {
+    static func wait(_ fd: Int32, ms: Int64) -> Bool {
+        var ps = PollSet()
+        ps.add(fd: fd, interest: .read, token: 1)
+        return ((try? ps.wait(timeoutMs: Int32(ms))) ?? 0) > 0
+    }
+
+    @Test func localhostResolvesWithoutBlockingTheCaller() throws {
+        guard case .started(let fd) = Resolver.start("localhost", maxActive: 4, delayMs: 300) else {
+            Issue.record("not started"); return
+        }
+        defer { Socket.close(fd) }
+        // The thread waits 300 ms: the caller is not blocked, and there is no answer yet.
+        #expect(Resolver.finish(fd, port: 22) == nil)
+        #expect(Self.wait(fd, ms: 5000))
+        let addrs = try #require(Resolver.finish(fd, port: 22))
+        #expect(!addrs.isEmpty)
+        #expect(addrs.allSatisfy { $0.isLoopback && $0.port == 22 })
+    }
+
+    @Test func resolutionsAtOnceAreBounded() {
+        guard case .started(let a) = Resolver.start("localhost", maxActive: 1, delayMs: 500) else {
+            Issue.record("not started"); return
+        }
+        defer { Socket.close(a) }
+        guard case .busy = Resolver.start("localhost", maxActive: 1, delayMs: 0) else {
+            Issue.record("a second resolution while one runs"); return
+        }
+        #expect(Self.wait(a, ms: 5000))
+        _ = Resolver.finish(a, port: 1)
+    }
+
+    @Test func anUnknownNameGivesNoAddress() {
+        guard case .started(let fd) = Resolver.start("no-such-host.invalid", maxActive: 4) else {
+            Issue.record("not started"); return
+        }
+        defer { Socket.close(fd) }
+        #expect(Self.wait(fd, ms: 10000))
+        #expect(Resolver.finish(fd, port: 1)?.isEmpty == true)
+    }
+}

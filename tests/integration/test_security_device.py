@@ -130,3 +130,45 @@ def test_unauthorized_forward_cannot_hold_the_device(net):
         attacker.close()
     # The device's log stays bounded: refusals are rate-limited.
     assert len(re.findall(r"stream_refused|stream_failed|stream_unauthorized", rev.log())) <= 30, rev.log()[-3000:]
+
+
+def test_a_slow_name_stalls_nothing_and_a_refused_name_is_not_looked_up(net):
+    """Finding 10: the device resolved the operator's target name with a blocking getaddrinfo in
+    its loop, before the allow-list check. Now the allow list comes first (a name no rule can
+    allow is refused without a lookup) and names resolve in a thread of their own. The test
+    hook AGENT_FAULT_SLOW_DNS makes every lookup take 3 s."""
+    echo = net.echo()
+    net.relay("--open-enrollment")
+    dev = net.keygen("dev.pem")
+    op = net.keygen("op.pem")
+    rev = net.start("reverse", "--role", "reverse", "--relay", "%s:%d" % (HOST, net.relay_port), "--relay-pin", net.pin,
+                    "--identity", net.path("dev.pem"), "--authorized-keys", net.authorize(op),
+                    "--allow", "127.0.0.1:%d" % echo.port, env={"AGENT_FAULT_SLOW_DNS": "3000"})
+    rev.wait_log(r"tunnel_up")
+    by_name = net.forward("op.pem", dev, "localhost:%d" % echo.port, name="by-name")
+    by_addr = net.forward("op.pem", dev, "%s:%d" % (HOST, echo.port), name="by-addr")
+    refused = net.forward("op.pem", dev, "blocked.example:9", name="refused")
+
+    got = {}
+
+    def slow():
+        t0 = time.time()
+        got["data"] = transfer(by_name.port, b"x" * 50_000)
+        got["seconds"] = time.time() - t0
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)  # the name is being resolved now
+    t0 = time.time()
+    assert transfer(by_addr.port, b"y" * 50_000) == b"y" * 50_000
+    assert time.time() - t0 < 2.0, "a stream by address waited for another stream's lookup"
+    t0 = time.time()
+    try:
+        assert transfer(refused.port, b"z") == b""
+    except ConnectionResetError:
+        pass  # refused: the forward resets or closes the client's connection
+    assert time.time() - t0 < 2.0, "a name no rule allows was looked up"
+    rev.wait_log(r"target_refused .*target=blocked.example:9 reason=target_not_allowed")
+    t.join(30)
+    assert got.get("data") == b"x" * 50_000
+    assert got["seconds"] >= 2.5  # it did wait for its own (slow) lookup

@@ -30,6 +30,7 @@
 #include <sys/uio.h>
 #include <sys/resource.h>
 #include <sys/epoll.h>
+#include <pthread.h>
 
 #include <mbedtls/version.h>
 #include <mbedtls/entropy.h>
@@ -149,6 +150,21 @@ static inline int shim_sigterm(void) { return SIGTERM; }
 static inline int shim_sigint(void) { return SIGINT; }
 static inline int shim_sighup(void) { return SIGHUP; }
 static inline int shim_sigpipe(void) { return SIGPIPE; }
+
+/* ---- names resolved off the loop (the reverse's targets) ----
+ * getaddrinfo() blocks for as long as the DNS takes, so it runs in a detached thread of
+ * its own (signals blocked there: they go to the loop's thread). The answer comes through
+ * a pipe, written at once (under PIPE_BUF): the loop polls the returned fd and reads it
+ * with shim_resolve_finish. At most `max_active` threads at once. */
+#define SHIM_RESOLVE_MAX_ADDRS 8
+/* The pipe's read end (nonblocking), -1 on error, -2 when max_active threads are busy.
+ * delay_ms: a test hook that makes the thread wait first (0 normally). */
+int shim_resolve_start(const char *host, int max_active, int delay_ms);
+/* Reads the answer: up to SHIM_RESOLVE_MAX_ADDRS addresses (IPv4 first), their lengths in
+ * lens; returns how many (0: the name did not resolve), or -1 if not there yet. */
+int shim_resolve_finish(int fd, struct sockaddr_storage *out, socklen_t *lens);
+/* Resolver threads running now. */
+int shim_resolve_active(void);
 
 /* ---- epoll (the relay's loop) ----
  * Interest and readiness bits are poll()'s (POLLIN, POLLOUT, POLLERR, POLLHUP have the

@@ -17,6 +17,28 @@ public struct AllowList {
     /// "loopback:*" or the rules as given.
     public var text: String { rules.isEmpty ? "loopback:*" : Text.join(rules.map { $0.text }, ",") }
 
+    public enum Precheck {
+        /// A rule names this host: allowed whatever it resolves to.
+        case allowedByName
+        /// Only the address it resolves to can tell (a numeric rule, or the default list).
+        case dependsOnAddress
+        /// No rule can allow it: refused without a DNS query.
+        case denied
+    }
+
+    /// Before any DNS query for the host name of `target`: can a rule allow it at all?
+    public func precheck(target: HostPort) -> Precheck {
+        if rules.isEmpty { return .dependsOnAddress }
+        let host = Registry.canonicalHostname(target.host)
+        var numeric = false
+        for r in rules {
+            if let p = r.port, p != target.port { continue }
+            if Text.equal(Registry.canonicalHostname(r.host), host) { return .allowedByName }
+            if SocketAddress.numeric(r.host, port: 0) != nil { numeric = true }
+        }
+        return numeric ? .dependsOnAddress : .denied
+    }
+
     /// Whether connecting to `address` for the requested `target` is allowed.
     public func allows(target: HostPort, address: SocketAddress) -> Bool {
         if rules.isEmpty { return address.isLoopback }

@@ -33,12 +33,17 @@ public final class Reverse: AgentNode {
     /// forwards whose streams keep ending before authorization (PreAuth.swift).
     let preAuthGate = Gate(limit: Limits.reverseMaxUnauthorizedStreams, perSource: Limits.reverseMaxUnauthorizedPerForward)
     let strikes = ForwardStrikes()
+    /// Test hook (AGENT_FAULT_SLOW_DNS=MS): every name resolution waits this long first, to
+    /// show that a slow name stalls nothing else (tests/integration/test_security_device.py).
+    let slowDNSMs: Int
     override var roleName: String { "reverse" }
 
     public init(settings: TunnelSettings, certificate: Certificate, policy: ReversePolicy,
                 reloadPolicy: @escaping () -> Result<ReversePolicy, StartupError>, rng: Rng, now: Instant) throws(CryptoError) {
         self.policy = policy
         self.reloadPolicy = reloadPolicy
+        slowDNSMs = Environment.get("AGENT_FAULT_SLOW_DNS").flatMap { Int($0) } ?? 0
+        if slowDNSMs > 0 { Log.warn("fault_injection", "slow_dns_ms=" + String(slowDNSMs)) }
         server = try E2EServer(rng: rng, key: settings.identity, certificate: certificate, authorization: policy.authorization)
         try super.init(settings: settings, rng: rng, window: Limits.reverseWindow, maxStreams: Limits.reverseMaxStreams, now: now)
     }
@@ -181,11 +186,52 @@ public final class Reverse: AgentNode {
             refuse(s, .protocolError, detail: who, now: now)
             return
         }
-        let addrs = SocketAddress.resolve(target.host, port: port)
+        if let addr = SocketAddress.numeric(target.host, port: port) {
+            return connect(s, target, addr, who: who, now: now)
+        }
+        // A name: the allow list first (a name no rule can allow causes no DNS query), then
+        // the name resolved off the loop (a slow DNS stalls this stream only).
+        if case .denied = policy.allow.precheck(target: target) {
+            refuse(s, .targetNotAllowed, detail: who + " allow=" + policy.allow.text, now: now)
+            return
+        }
+        switch Resolver.start(target.host, maxActive: Limits.reverseMaxResolving, delayMs: slowDNSMs) {
+        case .busy:
+            refuse(s, .noResources, detail: who + " error=resolver_busy", now: now)
+        case .failed:
+            refuse(s, .connectFailed, detail: who + " error=\"cannot resolve\"", now: now)
+        case .started(let fd):
+            s.fd = fd
+            s.resolving = true
+            s.connectReady = false
+            s.connectDeadline = now.adding(ms: Limits.targetConnectTimeoutMs)
+        }
+    }
+
+    /// A name's answer is there (or its time is up): connect to its first address if allowed.
+    func resolved(_ s: Splice, now: Instant) {
+        guard let target = s.target, let port = target.port else { return }
+        let who = "forward=" + (s.e2e.peerID?.text ?? "-")
+        let ready = s.connectReady
+        s.connectReady = false
+        guard ready, let addrs = Resolver.finish(s.fd, port: port) else {
+            if let d = s.connectDeadline, now >= d {
+                refuse(s, .timeout, detail: who + " error=resolve_timeout", now: now)
+                s.resolving = false
+            }
+            return
+        }
+        s.resolving = false
+        Socket.close(s.fd)
+        s.fd = -1
         guard let addr = addrs.first else {
             refuse(s, .connectFailed, detail: who + " error=\"cannot resolve\"", now: now)
             return
         }
+        connect(s, target, addr, who: who, now: now)
+    }
+
+    func connect(_ s: Splice, _ target: HostPort, _ addr: SocketAddress, who: String, now: Instant) {
         guard policy.allow.allows(target: target, address: addr) else {
             refuse(s, .targetNotAllowed, detail: who + " address=" + addr.text + " allow=" + policy.allow.text, now: now)
             return
@@ -205,7 +251,8 @@ public final class Reverse: AgentNode {
             drop(s.streamID, mux: mux, reason: .timeout, abort: true)
             return
         }
-        if let deadline = s.connectDeadline {
+        if s.resolving { resolved(s, now: now) }
+        if let deadline = s.connectDeadline, !s.resolving {
             if s.connectReady {
                 s.connectReady = false
                 let err = Socket.connectError(s.fd)

@@ -47,6 +47,8 @@ final class Splice {
     /// Device side, until the session authorized its forward: the place it holds and the
     /// deadline for authorization (`PreAuth`).
     var preAuth: PreAuth? = nil
+    /// Device side: `fd` is the pipe of a name being resolved (Resolver), not yet the target's socket.
+    var resolving = false
     var authDeadline: Instant? = nil
 
     init(streamID: UInt32, e2e: E2ESession, label: String, bufferSize: Int = Limits.spliceBuffer) {
@@ -69,6 +71,7 @@ final class Splice {
     /// Poll interest for the local socket.
     var interest: PollEvents {
         guard fd >= 0 else { return [] }
+        if resolving { return .read }
         if connectDeadline != nil { return .write }
         var e: PollEvents = []
         if established && !localEOF && localError == nil && fromLocal.freeSpace > 0 { e.insert(.read) }
@@ -79,7 +82,7 @@ final class Splice {
     /// Socket I/O on readiness (never closes anything).
     func ready(_ events: PollEvents) {
         dirty = true
-        if connectDeadline != nil {
+        if resolving || connectDeadline != nil {
             connectReady = true
             return
         }

@@ -77,6 +77,9 @@ public enum Limits {
     public static let reverseStrikesPerSecond = 1
     /// Device: forwards whose strikes are remembered.
     public static let reverseTrackedForwards = 64
+    /// Device: names being resolved at once (each in a thread of its own, off the loop);
+    /// a stream beyond is refused with `no_resources`.
+    public static let reverseMaxResolving = 4
 
     // SNI routing (relay)
     /// A public client must send its whole ClientHello within this.
