@@ -50,3 +50,18 @@ import Wire
         #expect(strikes.forwards.count == Limits.reverseTrackedForwards)
     }
 }
+
+extension PreAuthTests {
+    @Test func anAuthorizedForwardIsKnownUntilItFails() {
+        let strikes = ForwardStrikes()
+        let now = Instant(ms: 1_000)
+        #expect(!strikes.isKnown(Self.a, now: now))
+        strikes.trust(Self.a, now: now)
+        #expect(strikes.isKnown(Self.a, now: now.adding(ms: 1000)))
+        #expect(!strikes.isKnown(Self.a, now: now.adding(ms: Limits.reverseKnownForwardMs)))
+        strikes.trust(Self.a, now: now)
+        strikes.pending.append(Self.a)
+        strikes.settle(now: now)
+        #expect(!strikes.isKnown(Self.a, now: now), "a failure makes it unknown again")
+    }
+}

@@ -9,13 +9,16 @@ import Wire
 /// authenticated tunnel), for at most `Limits.reverseAuthTimeoutMs`; and every stream that
 /// ends before authorization (refused, failed, timed out, reset) is a strike against its
 /// forward (`ForwardStrikes`), so one that keeps failing is refused before any TLS work.
+/// A forward the device authorized recently (`ForwardStrikes.isKnown`) is not held to the
+/// gate (an operator's browser opens many streams at once); a failure makes it unknown again.
 final class PreAuth {
-    let ticket: Gate.Ticket
+    /// nil for a known forward.
+    let ticket: Gate.Ticket?
     let origin: UInt64
     let strikes: ForwardStrikes
     private var authorized = false
 
-    init(ticket: Gate.Ticket, origin: UInt64, strikes: ForwardStrikes) {
+    init(ticket: Gate.Ticket?, origin: UInt64, strikes: ForwardStrikes) {
         self.ticket = ticket
         self.origin = origin
         self.strikes = strikes
@@ -24,7 +27,7 @@ final class PreAuth {
     /// The session authorized its forward: the place is given back, no strike.
     func authorize() {
         authorized = true
-        ticket.leave()
+        ticket?.leave()
     }
 
     // However the stream ends before authorization, the place goes back (the ticket's own
@@ -46,10 +49,25 @@ final class PreAuth {
 final class ForwardStrikes {
     var pending: [UInt64] = []
     private(set) var forwards: [(origin: UInt64, bucket: TokenBucket)] = []
+    /// Forwards authorized in the last `Limits.reverseKnownForwardMs` (at most
+    /// `Limits.reverseTrackedForwards`, the oldest dropped first).
+    private(set) var known: [(origin: UInt64, at: Instant)] = []
 
-    /// Counts the strikes of streams that ended since the last call.
+    /// `origin` was just authorized.
+    func trust(_ origin: UInt64, now: Instant) {
+        known.removeAll { $0.origin == origin }
+        if known.count >= Limits.reverseTrackedForwards { known.removeFirst() }
+        known.append((origin, now))
+    }
+
+    func isKnown(_ origin: UInt64, now: Instant) -> Bool {
+        known.contains { $0.origin == origin && now.since($0.at) < Limits.reverseKnownForwardMs }
+    }
+
+    /// Counts the strikes of streams that ended since the last call (a struck forward is known no more).
     func settle(now: Instant) {
         for o in pending {
+            known.removeAll { $0.origin == o }
             var i = forwards.firstIndex { $0.origin == o }
             if i == nil {
                 if forwards.count >= Limits.reverseTrackedForwards {

@@ -66,11 +66,13 @@ public final class Reverse: AgentNode {
         if strikes.isHeld(origin, now: now) {
             return refuseEarly(id, open, "forward_held", mux: mux, now: now)
         }
-        let ticket: Gate.Ticket
-        switch preAuthGate.enter(origin) {
-        case .success(let t): ticket = t
-        case .failure(.full): return refuseEarly(id, open, "unauthorized_streams", mux: mux, now: now)
-        case .failure(.sourceShare): return refuseEarly(id, open, "unauthorized_streams_per_forward", mux: mux, now: now)
+        var ticket: Gate.Ticket? = nil
+        if !strikes.isKnown(origin, now: now) {
+            switch preAuthGate.enter(origin) {
+            case .success(let t): ticket = t
+            case .failure(.full): return refuseEarly(id, open, "unauthorized_streams", mux: mux, now: now)
+            case .failure(.sourceShare): return refuseEarly(id, open, "unauthorized_streams_per_forward", mux: mux, now: now)
+            }
         }
         let session: E2ESession
         do throws(CryptoError) { session = try E2ESession(server: server, now: now) } catch {
@@ -139,7 +141,10 @@ public final class Reverse: AgentNode {
         switch ev {
         case .targetRequested(let target):
             // Only an authorized forward gets here (PeerProof): its place goes back.
-            s.preAuth?.authorize()
+            if let p = s.preAuth {
+                p.authorize()
+                strikes.trust(p.origin, now: now)
+            }
             s.preAuth = nil
             s.authDeadline = nil
             s.target = target

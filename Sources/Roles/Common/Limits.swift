@@ -77,6 +77,9 @@ public enum Limits {
     public static let reverseStrikesPerSecond = 1
     /// Device: forwards whose strikes are remembered.
     public static let reverseTrackedForwards = 64
+    /// Device: a forward authorized this recently is not held to the limits of streams
+    /// before authorization (a failed stream makes it unknown again).
+    public static let reverseKnownForwardMs: Int64 = 3_600_000
     /// Device: names being resolved at once (each in a thread of its own, off the loop);
     /// a stream beyond is refused with `no_resources`.
     public static let reverseMaxResolving = 4
