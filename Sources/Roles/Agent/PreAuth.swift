@@ -42,45 +42,48 @@ final class PreAuth {
     }
 }
 
-/// Strikes per forward: a token bucket each (`Limits.reverseStrikeBurst`, refilled at
-/// `Limits.reverseStrikesPerSecond`); a forward whose bucket is empty is refused at once.
-/// At most `Limits.reverseTrackedForwards` forwards are remembered (a short list: the one
-/// with the fewest strikes goes first).
+/// What the device remembers of forwards (at most `Limits.reverseTrackedForwards`, one
+/// short list): strikes in a token bucket each (`Limits.reverseStrikeBurst`, refilled at
+/// `Limits.reverseStrikesPerSecond`: a forward whose bucket is empty is refused at once),
+/// and when it was last authorized (`Limits.reverseKnownForwardMs`). When the list is full,
+/// the forward with the most strikes left goes first.
 final class ForwardStrikes {
-    var pending: [UInt64] = []
-    private(set) var forwards: [(origin: UInt64, bucket: TokenBucket)] = []
-    /// Forwards authorized in the last `Limits.reverseKnownForwardMs` (at most
-    /// `Limits.reverseTrackedForwards`, the oldest dropped first).
-    private(set) var known: [(origin: UInt64, at: Instant)] = []
-
-    /// `origin` was just authorized.
-    func trust(_ origin: UInt64, now: Instant) {
-        known.removeAll { $0.origin == origin }
-        if known.count >= Limits.reverseTrackedForwards { known.removeFirst() }
-        known.append((origin, now))
+    struct Forward {
+        let origin: UInt64
+        var bucket = TokenBucket(burst: Limits.reverseStrikeBurst, perSecond: Limits.reverseStrikesPerSecond)
+        var trustedAt: Instant? = nil
     }
 
+    var pending: [UInt64] = []
+    private(set) var forwards: [Forward] = []
+
+    private func index(_ origin: UInt64, now: Instant) -> Int {
+        if let i = forwards.firstIndex(where: { $0.origin == origin }) { return i }
+        if forwards.count >= Limits.reverseTrackedForwards {
+            var best = 0
+            for j in 1..<forwards.count where forwards[j].bucket.tokens(now: now) > forwards[best].bucket.tokens(now: now) {
+                best = j
+            }
+            forwards.remove(at: best)
+        }
+        forwards.append(Forward(origin: origin))
+        return forwards.count - 1
+    }
+
+    /// `origin` was just authorized.
+    func trust(_ origin: UInt64, now: Instant) { forwards[index(origin, now: now)].trustedAt = now }
+
     func isKnown(_ origin: UInt64, now: Instant) -> Bool {
-        known.contains { $0.origin == origin && now.since($0.at) < Limits.reverseKnownForwardMs }
+        guard let t = forwards.first(where: { $0.origin == origin })?.trustedAt else { return false }
+        return now.since(t) < Limits.reverseKnownForwardMs
     }
 
     /// Counts the strikes of streams that ended since the last call (a struck forward is known no more).
     func settle(now: Instant) {
         for o in pending {
-            known.removeAll { $0.origin == o }
-            var i = forwards.firstIndex { $0.origin == o }
-            if i == nil {
-                if forwards.count >= Limits.reverseTrackedForwards {
-                    var best = 0
-                    for j in 1..<forwards.count where forwards[j].bucket.tokens(now: now) > forwards[best].bucket.tokens(now: now) {
-                        best = j
-                    }
-                    forwards.remove(at: best)
-                }
-                forwards.append((o, TokenBucket(burst: Limits.reverseStrikeBurst, perSecond: Limits.reverseStrikesPerSecond)))
-                i = forwards.count - 1
-            }
-            _ = forwards[i!].bucket.take(now: now)
+            let i = index(o, now: now)
+            forwards[i].trustedAt = nil
+            _ = forwards[i].bucket.take(now: now)
         }
         pending.removeAll()
     }
