@@ -45,6 +45,7 @@ extension Relay {
     func startDrain(now: Instant) {
         drainDeadline = now.adding(ms: config.drainTimeoutMs)
         if listener >= 0 {
+            listenerReg.remove(epoll)  // before the fd is closed: its number may be reused at once
             Socket.close(listener)
             listener = -1
         }
