@@ -220,12 +220,14 @@ static void *resolve_thread(void *arg) {
         }
         freeaddrinfo(res);
     }
+    /* The work is done: counted out before the answer is readable, so a caller that has read
+     * it may start another resolution at once. */
+    __atomic_fetch_sub(&resolve_active, 1, __ATOMIC_SEQ_CST);
     /* One write under PIPE_BUF is atomic; if the loop gave up (closed its end), EPIPE. */
     ssize_t n = write(job->fd, &ans, sizeof ans);
     (void)n;
     close(job->fd);
     free(job);
-    __atomic_fetch_sub(&resolve_active, 1, __ATOMIC_SEQ_CST);
     return NULL;
 }
 
