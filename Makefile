@@ -17,17 +17,17 @@ deps:
 	@bash cross/deps.sh
 
 include cross/release.mk
+include cross/host.mk
 include cross/interop/interop.mk
 include cross/chachapoly/chachapoly.mk
-include cross/x25519/x25519.mk
 include bench/bench.mk
 include Fuzz/fuzz.mk
 include packaging/packaging.mk
 
-host: deps
+host: deps host-mbedtls
 	swift build
 
-unit: deps
+unit: deps host-mbedtls
 	swift test --disable-xctest 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'; exit $${PIPESTATUS[0]}
 
 # The release binaries: selftest, keygen and id natively (x86_64) and under
@@ -52,7 +52,6 @@ test: deps
 	@bash tests/step.sh unit $(MAKE) --no-print-directory unit
 	$(MAKE) release
 	@bash tests/step.sh chachapoly $(MAKE) --no-print-directory test-chachapoly
-	@bash tests/step.sh x25519 $(MAKE) --no-print-directory test-x25519
 	@bash tests/step.sh release $(MAKE) --no-print-directory test-release
 	@bash tests/step.sh integration $(MAKE) --no-print-directory test-integration
 	@bash tests/step.sh fuzz $(MAKE) --no-print-directory fuzz-regress

@@ -9,11 +9,21 @@
 // Loop its address text form.)
 // Wire, Mux and E2E never touch a socket, a syscall or the clock.
 //
-// This manifest is the host build (full Swift, Debian's libmbedtls, tests). The static
-// Embedded release builds compile the same Sources through the Makefile (see cross/).
+// This manifest is the host build (full Swift, tests). It links the same mbedTLS 3.6 as the
+// release binaries, built by `make host-mbedtls` into .build-cross/host/mbedtls with the
+// project's configuration (cross/host.mk): run that once before `swift build`; `make host`
+// and `make unit` do. The static Embedded release builds compile the same Sources through
+// the Makefile (see cross/).
 import PackageDescription
 
-let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+let mbed = Context.packageDirectory + "/.build-cross/host/mbedtls"
+// AGENT_MBEDTLS_THREADING: the tests run in parallel threads (cross/mbedtls_config.h).
+let mbedInclude = [
+    "-I", mbed + "/include", "-I", Context.packageDirectory + "/cross/chachapoly", "-DAGENT_MBEDTLS_THREADING",
+]
+let swift5: [SwiftSetting] = [
+    .swiftLanguageMode(.v5), .unsafeFlags(mbedInclude.flatMap { ["-Xcc", $0] }),
+]
 
 let package = Package(
     name: "agent",
@@ -23,8 +33,11 @@ let package = Package(
     targets: [
         .target(
             name: "CShims",
+            cSettings: [.unsafeFlags(mbedInclude)],
             linkerSettings: [
-                .linkedLibrary("mbedtls"), .linkedLibrary("mbedx509"), .linkedLibrary("mbedcrypto"),
+                .unsafeFlags(["-Xlinker", "--start-group"]
+                    + ["mbedtls", "mbedx509", "mbedcrypto", "agentalt"].map { mbed + "/lib/lib\($0).a" }
+                    + ["-Xlinker", "--end-group", "-lpthread"]),
             ]),
         .target(name: "Wire", swiftSettings: swift5),
         .target(name: "Mux", dependencies: ["Wire"], swiftSettings: swift5),

@@ -1,8 +1,8 @@
 # Static Embedded Swift release builds of agent, one per target architecture.
 # Included by the top-level Makefile; `make release` builds all three.
 #
-# Per target: mbedTLS 2.28.3 (Debian's source, fetched at build time) compiled
-# with cross/config.h by the cross gcc against musl; CShims compiled the same
+# Per target: mbedTLS 3.6 LTS (Debian's source, fetched at build time) compiled
+# with cross/mbedtls_config.h and cross/crypto_config.h by the cross gcc against musl; CShims compiled the same
 # way; each Swift module compiled whole-module (-wmo -Osize) in Embedded mode
 # against the same headers; linked statically with lld; stripped.
 #
@@ -14,6 +14,8 @@ SWIFTC      ?= swiftc
 SWIFT_TC    := $(abspath $(dir $(shell command -v $(SWIFTC)))/..)
 CROSS_DIR   := .build-cross
 MBED_SRC    := $(CROSS_DIR)/mbedtls-src
+# What every mbedTLS build depends on: our configuration and the build script.
+MBED_CONFIG := cross/mbedtls_config.h cross/crypto_config.h cross/build-mbedtls.sh
 # Swift modules in dependency order.
 SWIFT_MODULES := Wire Mux Crypto E2E Loop Roles agent
 
@@ -32,7 +34,7 @@ aarch64_STRIP        := aarch64-linux-gnu-strip
 aarch64_MUSL         := aarch64-linux-musl
 aarch64_FLAGS        :=
 # The devices' binaries (512 KiB budget): no LLVM inlining beyond what Swift's own
-# optimizer decided (about 19 KB less on aarch64; the hot paths are C: ciphers, X25519).
+# optimizer decided (about 19 KB less on aarch64; the hot paths are C: ciphers, P-256).
 aarch64_SWIFTOPT     := -Xllvm -inline-threshold=0
 aarch64_RUN          := qemu-aarch64-static
 
@@ -49,19 +51,12 @@ RELEASE_ARCHES := x86_64 aarch64 armv7
 RELEASE_BINS   := $(addprefix build/agent-,$(RELEASE_ARCHES))
 
 # Our ChaCha20/Poly1305 (cross/chachapoly/README.md) replaces mbedTLS's through
-# MBEDTLS_CHACHA20_ALT/POLY1305_ALT in cross/config.h: its alt headers must be
+# MBEDTLS_CHACHA20_ALT/POLY1305_ALT in cross/mbedtls_config.h: its alt headers must be
 # on every include path that reads mbedTLS headers, its objects in every link.
 CHACHA_DIR  := cross/chachapoly
 CHACHA_SRCS := $(wildcard $(CHACHA_DIR)/*.c)
 CHACHA_HDRS := $(wildcard $(CHACHA_DIR)/*.h)
 CHACHA_INC  := -I$(CURDIR)/$(CHACHA_DIR)
-
-# Our X25519 (cross/x25519/README.md) replaces mbedTLS's ECDH on curve25519
-# through MBEDTLS_ECDH_GEN_PUBLIC_ALT/COMPUTE_SHARED_ALT in cross/config.h: its
-# objects (the two mbedtls_ecdh_* functions and X25519) go into every link.
-X25519_DIR  := cross/x25519
-X25519_SRCS := $(wildcard $(X25519_DIR)/*.c)
-X25519_HDRS := $(wildcard $(X25519_DIR)/*.h)
 
 SWIFT_SOURCES  = $(shell find Sources -name '*.swift' | sort)
 empty :=
@@ -98,14 +93,9 @@ $(1)_MUSLLIB := /usr/lib/$$($(1)_MUSL)
 $(1)_CCX    = $$($(1)_CC) -specs $$($(1)_MUSLLIB)/musl-gcc.specs $$($(1)_FLAGS)
 
 # mbedTLS with the project's config, for this target.
-$$($(1)_MBED)/lib/libmbedtls.a: $(MBED_SRC)/include/mbedtls/version.h cross/config.h
-	rm -rf $$($(1)_MBED) && mkdir -p $$($(1)_MBED)/lib
-	cp -r $(MBED_SRC)/library $(MBED_SRC)/include $(MBED_SRC)/3rdparty $$($(1)_MBED)/
-	cp cross/config.h $$($(1)_MBED)/include/mbedtls/config.h
-	$$(MAKE) -s -C $$($(1)_MBED)/library CC="$$($(1)_CCX)" AR=$$(patsubst %gcc,%ar,$$($(1)_CC)) \
-	  CFLAGS="-Os -ffunction-sections -fdata-sections -I../include $(CHACHA_INC)" \
-	  libmbedcrypto.a libmbedx509.a libmbedtls.a >/dev/null
-	mv $$($(1)_MBED)/library/libmbed*.a $$($(1)_MBED)/lib/
+$$($(1)_MBED)/lib/libmbedtls.a: $(MBED_SRC)/include/mbedtls/version.h $(MBED_CONFIG)
+	bash cross/build-mbedtls.sh $(MBED_SRC) $$($(1)_MBED) "$$($(1)_CCX)" $$(patsubst %gcc,%ar,$$($(1)_CC)) \
+	  -Os -ffunction-sections -fdata-sections $(CHACHA_INC)
 
 $$($(1)_B)/cshims.o: $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/libmbedtls.a
 	mkdir -p $$($(1)_B)
@@ -143,7 +133,7 @@ $$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/li
 build/agent-$(1): $$($(1)_B)/swift.stamp $$($(1)_B)/cshims.o $$($(1)_B)/buildinfo.o
 	mkdir -p build
 	$$($(1)_CCX) -static -fuse-ld=lld -B$(SWIFT_TC)/bin -Wl,--no-dynamic-linker -Wl,--gc-sections -Wl,--icf=all \
-	  $$($(1)_B)/agent-all.o $$($(1)_B)/cshims.o $$($(1)_B)/buildinfo.o $$($(1)_CHACHA_OBJS) $$($(1)_X25519_OBJS) \
+	  $$($(1)_B)/agent-all.o $$($(1)_B)/cshims.o $$($(1)_B)/buildinfo.o $$($(1)_CHACHA_OBJS) \
 	  $$($(1)_MBED)/lib/libmbedtls.a $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a \
 	  $(SWIFT_TC)/lib/swift/embedded/$$($(1)_SWIFT_TRIPLE)/libswiftUnicodeDataTables.a -lm \
 	  -o $$@.unstripped
@@ -171,15 +161,3 @@ endef
 
 $(foreach a,$(RELEASE_ARCHES),$(eval $(call chacha_rules,$(a))))
 
-# $(call x25519_rules,ARCH): our X25519 objects for this target, compiled like
-# cshims.o (-Os: as fast as -O2 here on x86_64, 3-6% slower on ARM, 1.2 KB
-# smaller, and build/agent-x86_64 is close to its size budget).
-define x25519_rules
-$(1)_X25519_OBJS := $$(patsubst $(X25519_DIR)/%.c,$$($(1)_B)/x25519-%.o,$(X25519_SRCS))
-$$($(1)_B)/x25519-%.o: $(X25519_DIR)/%.c $(X25519_HDRS) $$($(1)_MBED)/lib/libmbedtls.a
-	mkdir -p $$(@D)
-	$$($(1)_CCX) -Os -ffunction-sections -fdata-sections -I $$($(1)_MBED)/include $(CHACHA_INC) -c $$< -o $$@
-build/agent-$(1): $$($(1)_X25519_OBJS)
-endef
-
-$(foreach a,$(RELEASE_ARCHES),$(eval $(call x25519_rules,$(a))))

@@ -4,6 +4,7 @@
 
 #include <sys/random.h>
 #include <mbedtls/asn1write.h>
+#include <mbedtls/platform.h>
 
 const char *shim_mbedtls_version(void) { return MBEDTLS_VERSION_STRING; }
 
@@ -16,7 +17,6 @@ size_t shim_sizeof(int which) {
     case SHIM_CTR_DRBG: return sizeof(mbedtls_ctr_drbg_context);
     case SHIM_X509_CRT: return sizeof(mbedtls_x509_crt);
     case SHIM_PK_CONTEXT: return sizeof(mbedtls_pk_context);
-    case SHIM_SSL_TICKET: return sizeof(mbedtls_ssl_ticket_context);
     case SHIM_SOCKADDR_IN: return sizeof(struct sockaddr_in);
     case SHIM_SOCKADDR_IN6: return sizeof(struct sockaddr_in6);
     case SHIM_SOCKADDR_STORAGE: return sizeof(struct sockaddr_storage);
@@ -112,32 +112,205 @@ void arc4random_buf(void *buf, size_t len) {
 
 /* ---- TLS choices ------------------------------------------------------ */
 static const int suites[] = {
-    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
     0
 };
 const int *shim_ciphersuites(void) { return suites; }
 
-static const mbedtls_ecp_group_id curves[] = {
-    MBEDTLS_ECP_DP_CURVE25519,
-    MBEDTLS_ECP_DP_SECP256R1,
-    MBEDTLS_ECP_DP_SECP384R1,
-    MBEDTLS_ECP_DP_NONE
+static const uint16_t groups[] = { MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1, 0 };
+const uint16_t *shim_groups(void) { return groups; }
+
+static const uint16_t sig_algs[] = { MBEDTLS_TLS1_3_SIG_ECDSA_SECP256R1_SHA256, MBEDTLS_TLS1_3_SIG_NONE };
+const uint16_t *shim_sig_algs(void) { return sig_algs; }
+
+/* ---- PSA crypto and P-256 keys ---------------------------------------- */
+int shim_psa_init(void) { return psa_crypto_init() == PSA_SUCCESS ? 0 : -1; }
+
+int shim_pk_generate_p256(mbedtls_pk_context *pk) {
+    psa_key_attributes_t a = PSA_KEY_ATTRIBUTES_INIT;
+    psa_set_key_type(&a, PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_SECP_R1));
+    psa_set_key_bits(&a, 256);
+    psa_set_key_usage_flags(&a, PSA_KEY_USAGE_EXPORT | PSA_KEY_USAGE_SIGN_HASH | PSA_KEY_USAGE_VERIFY_HASH);
+    psa_set_key_algorithm(&a, PSA_ALG_ECDSA(PSA_ALG_SHA_256));
+    mbedtls_svc_key_id_t id;
+    if (psa_generate_key(&a, &id) != PSA_SUCCESS) return MBEDTLS_ERR_PK_ALLOC_FAILED;
+    int rc = mbedtls_pk_copy_from_psa(id, pk);
+    psa_destroy_key(id);
+    return rc;
+}
+
+int shim_pk_is_p256(const mbedtls_pk_context *pk) {
+    return mbedtls_pk_get_type(pk) == MBEDTLS_PK_ECKEY && mbedtls_pk_get_bitlen(pk) == 256;
+}
+
+/* ---- session tickets that carry the peer's certificates ---------------- */
+/* mbedTLS 3.6 leaves the peer's certificates out of a TLS 1.3 ticket, so a
+ * resumed session would not know who the peer is. These callbacks seal the
+ * session (mbedtls_ssl_session_save) and the peer's chain (DER) together:
+ *
+ *   ticket    = key name (4) | nonce (12) | ChaCha20-Poly1305(plain) | tag (16)
+ *   plain     = session length (2) | session | per certificate: length (2) | DER
+ *
+ * with the 20 bytes before the ciphertext as additional data. Keys are made by
+ * PSA, live `lifetime` seconds as the current key and as long again as the
+ * previous one; a ticket older than `lifetime` is refused whatever its key. */
+#define TICKET_HEAD 16
+#define TICKET_TAG 16
+
+struct shim_tickets {
+    psa_key_id_t key[2];          /* current, previous (0: none) */
+    unsigned char name[2][4];
+    long long born_ms;            /* when key[0] was made */
+    uint32_t lifetime;
+    mbedtls_x509_crt *parsed;     /* the chain of the ticket parsed last, until adopted */
 };
-const mbedtls_ecp_group_id *shim_curves(void) { return curves; }
+
+static int ticket_new_key(struct shim_tickets *t) {
+    psa_key_attributes_t a = PSA_KEY_ATTRIBUTES_INIT;
+    psa_set_key_type(&a, PSA_KEY_TYPE_CHACHA20);
+    psa_set_key_bits(&a, 256);
+    psa_set_key_usage_flags(&a, PSA_KEY_USAGE_ENCRYPT | PSA_KEY_USAGE_DECRYPT);
+    psa_set_key_algorithm(&a, PSA_ALG_CHACHA20_POLY1305);
+    psa_key_id_t k;
+    if (psa_generate_key(&a, &k) != PSA_SUCCESS) return -1;
+    if (t->key[1] != 0) psa_destroy_key(t->key[1]);
+    t->key[1] = t->key[0];
+    memcpy(t->name[1], t->name[0], 4);
+    t->key[0] = k;
+    if (psa_generate_random(t->name[0], 4) != PSA_SUCCESS) return -1;
+    t->born_ms = shim_wall_ms();
+    return 0;
+}
+
+struct shim_tickets *shim_tickets_new(uint32_t lifetime_seconds) {
+    struct shim_tickets *t = calloc(1, sizeof *t);
+    if (t == NULL) return NULL;
+    t->lifetime = lifetime_seconds;
+    if (ticket_new_key(t) != 0) { shim_tickets_free(t); return NULL; }
+    return t;
+}
+
+void shim_tickets_free(struct shim_tickets *t) {
+    if (t == NULL) return;
+    for (int i = 0; i < 2; i++) if (t->key[i] != 0) psa_destroy_key(t->key[i]);
+    if (t->parsed != NULL) { mbedtls_x509_crt_free(t->parsed); mbedtls_free(t->parsed); }
+    mbedtls_platform_zeroize(t, sizeof *t);
+    free(t);
+}
+
+int shim_ticket_write(void *ctx, const mbedtls_ssl_session *session, unsigned char *start,
+                      const unsigned char *end, size_t *tlen, uint32_t *lifetime) {
+    struct shim_tickets *t = ctx;
+    *tlen = 0;
+    if (shim_wall_ms() - t->born_ms >= (long long)t->lifetime * 1000 && ticket_new_key(t) != 0)
+        return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    size_t room = (size_t)(end - start);
+    if (room < TICKET_HEAD + 2 + TICKET_TAG) return MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL;
+    unsigned char *plain = start + TICKET_HEAD;
+    size_t cap = room - TICKET_HEAD - TICKET_TAG;   /* plaintext room (sealed in place) */
+    size_t slen = 0;
+    int rc = mbedtls_ssl_session_save(session, plain + 2, cap - 2, &slen);
+    if (rc != 0) return rc;
+    plain[0] = (unsigned char)(slen >> 8);
+    plain[1] = (unsigned char)slen;
+    size_t n = 2 + slen;
+    for (const mbedtls_x509_crt *c = session->MBEDTLS_PRIVATE(peer_cert); c != NULL && c->raw.len > 0; c = c->next) {
+        if (c->raw.len > 0xffff || cap - n < 2 + c->raw.len) return MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL;
+        plain[n] = (unsigned char)(c->raw.len >> 8);
+        plain[n + 1] = (unsigned char)c->raw.len;
+        memcpy(plain + n + 2, c->raw.p, c->raw.len);
+        n += 2 + c->raw.len;
+    }
+    memcpy(start, t->name[0], 4);
+    if (psa_generate_random(start + 4, 12) != PSA_SUCCESS) return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    size_t out = 0;
+    /* PSA may not seal in place: through a heap copy. */
+    unsigned char *copy = malloc(n);
+    if (copy == NULL) return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+    memcpy(copy, plain, n);
+    psa_status_t st = psa_aead_encrypt(t->key[0], PSA_ALG_CHACHA20_POLY1305, start + 4, 12, start, TICKET_HEAD,
+                                       copy, n, plain, cap + TICKET_TAG, &out);
+    mbedtls_platform_zeroize(copy, n);
+    free(copy);
+    if (st != PSA_SUCCESS || out != n + TICKET_TAG) return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
+    *tlen = TICKET_HEAD + out;
+    *lifetime = t->lifetime;
+    return 0;
+}
+
+void shim_tickets_adopt(struct shim_tickets *t, mbedtls_ssl_context *ssl) {
+    mbedtls_x509_crt *c = t->parsed;
+    if (c == NULL) return;
+    t->parsed = NULL;
+    mbedtls_ssl_session *s = ssl->MBEDTLS_PRIVATE(session_negotiate);
+    if (s != NULL && s->MBEDTLS_PRIVATE(peer_cert) == NULL) {
+        s->MBEDTLS_PRIVATE(peer_cert) = c;   /* freed with the session */
+    } else {
+        mbedtls_x509_crt_free(c);
+        mbedtls_free(c);
+    }
+}
+
+int shim_ticket_parse(void *ctx, mbedtls_ssl_session *session, unsigned char *buf, size_t len) {
+    struct shim_tickets *t = ctx;
+    if (len < TICKET_HEAD + 2 + TICKET_TAG) return MBEDTLS_ERR_SSL_INVALID_MAC;
+    int which = -1;
+    for (int i = 0; i < 2; i++)
+        if (t->key[i] != 0 && memcmp(buf, t->name[i], 4) == 0) which = i;
+    if (which < 0) return MBEDTLS_ERR_SSL_INVALID_MAC;   /* another process's or a retired key */
+    size_t clen = len - TICKET_HEAD, n = 0;
+    mbedtls_x509_crt *chain = NULL;   /* before any goto out */
+    unsigned char *plain = malloc(clen);
+    if (plain == NULL) return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+    int rc = MBEDTLS_ERR_SSL_INVALID_MAC;
+    if (psa_aead_decrypt(t->key[which], PSA_ALG_CHACHA20_POLY1305, buf + 4, 12, buf, TICKET_HEAD,
+                         buf + TICKET_HEAD, clen, plain, clen, &n) != PSA_SUCCESS) goto out;
+    rc = MBEDTLS_ERR_SSL_DECODE_ERROR;
+    if (n < 2) goto out;
+    size_t slen = (size_t)plain[0] << 8 | plain[1];
+    if (slen > n - 2) goto out;
+    if ((rc = mbedtls_ssl_session_load(session, plain + 2, slen)) != 0) goto out;
+    mbedtls_ms_time_t born;
+    rc = MBEDTLS_ERR_SSL_SESSION_TICKET_EXPIRED;
+    if (mbedtls_ssl_session_get_ticket_creation_time(session, &born) != 0) goto out;
+    mbedtls_ms_time_t age = mbedtls_ms_time() - born;
+    if (age < 0 || age > (mbedtls_ms_time_t)t->lifetime * 1000) goto out;
+    rc = MBEDTLS_ERR_SSL_DECODE_ERROR;
+    size_t p = 2 + slen;
+    while (p < n) {
+        if (n - p < 2) goto out;
+        size_t clen1 = (size_t)plain[p] << 8 | plain[p + 1];
+        if (clen1 == 0 || n - p - 2 < clen1) goto out;
+        if (chain == NULL) {
+            chain = mbedtls_calloc(1, sizeof *chain);
+            if (chain == NULL) { rc = MBEDTLS_ERR_SSL_ALLOC_FAILED; goto out; }
+            mbedtls_x509_crt_init(chain);
+        }
+        if (mbedtls_x509_crt_parse_der(chain, plain + p + 2, clen1) != 0) goto out;
+        p += 2 + clen1;
+    }
+    /* mbedTLS copies only the ticket's keys out of `session`: the chain waits
+     * for shim_tickets_adopt, right after this handshake step. */
+    if (t->parsed != NULL) { mbedtls_x509_crt_free(t->parsed); mbedtls_free(t->parsed); }
+    t->parsed = chain;
+    chain = NULL;
+    rc = 0;
+out:
+    if (chain != NULL) { mbedtls_x509_crt_free(chain); mbedtls_free(chain); }
+    mbedtls_platform_zeroize(plain, clen);
+    free(plain);
+    return rc;
+}
 
 /* ---- certificates ----------------------------------------------------- */
 int shim_x509write_issuer_from(mbedtls_x509write_cert *w, const mbedtls_x509_crt *ca) {
-    mbedtls_asn1_free_named_data_list(&w->issuer);
+    mbedtls_asn1_free_named_data_list(&w->MBEDTLS_PRIVATE(issuer));
     /* store_named_data prepends; x509write writes the list backwards: the DER
      * order of the CA's subject is kept. */
     for (const mbedtls_x509_name *n = &ca->subject; n != NULL; n = n->next) {
         if (n->oid.p == NULL || n->oid.len == 0) continue;
-        mbedtls_asn1_named_data *d = mbedtls_asn1_store_named_data(&w->issuer, (const char *)n->oid.p, n->oid.len,
+        mbedtls_asn1_named_data *d = mbedtls_asn1_store_named_data(&w->MBEDTLS_PRIVATE(issuer), (const char *)n->oid.p, n->oid.len,
                                                                     n->val.p, n->val.len);
         if (d == NULL) return MBEDTLS_ERR_X509_ALLOC_FAILED;
         d->val.tag = n->val.tag;

@@ -6,6 +6,7 @@ public final class Certificate {
     public let crt: UnsafeMutablePointer<mbedtls_x509_crt>
 
     init() {
+        _ = shim_psa_init()  // keys are PSA's (idempotent; see Rng)
         crt = .allocate(capacity: 1)
         mbedtls_x509_crt_init(crt)
     }
@@ -147,14 +148,12 @@ public enum CertificateWriter {
         } else {
             try check("certificate issuer", subject.withCString { mbedtls_x509write_crt_set_issuer_name(&w, $0) })
         }
-        var serial = mbedtls_mpi()
-        mbedtls_mpi_init(&serial)
-        defer { mbedtls_mpi_free(&serial) }
         var sb = rng.bytes(16)
         sb[0] &= 0x7f  // positive
         sb[0] |= 0x01  // non-zero, full length
-        try check("certificate serial", sb.withUnsafeBufferPointer { mbedtls_mpi_read_binary(&serial, $0.baseAddress, $0.count) })
-        try check("certificate serial", mbedtls_x509write_crt_set_serial(&w, &serial))
+        try check("certificate serial", sb.withUnsafeMutableBufferPointer {
+            mbedtls_x509write_crt_set_serial_raw(&w, $0.baseAddress, $0.count)
+        })
         try check("certificate validity", mbedtls_x509write_crt_set_validity(&w, options.notBefore, options.notAfter))
         try check("basic constraints", mbedtls_x509write_crt_set_basic_constraints(&w, options.isCA ? 1 : 0, options.isCA ? 0 : -1))
         let usage = options.isCA

@@ -7,7 +7,7 @@ public enum Digest {
     public static func sha256(_ data: UnsafeRawBufferPointer) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
         out.withUnsafeMutableBufferPointer { o in
-            _ = mbedtls_sha256_ret(data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, o.baseAddress, 0)
+            _ = mbedtls_sha256(data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count, o.baseAddress, 0)
         }
         return out
     }
@@ -44,11 +44,11 @@ public struct SHA256Hasher: ~Copyable {
 
     public init() {
         mbedtls_sha256_init(&ctx)
-        _ = mbedtls_sha256_starts_ret(&ctx, 0)
+        _ = mbedtls_sha256_starts(&ctx, 0)
     }
 
     public mutating func update(_ data: UnsafeRawBufferPointer) {
-        _ = mbedtls_sha256_update_ret(&ctx, data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count)
+        _ = mbedtls_sha256_update(&ctx, data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count)
     }
 
     public mutating func update(_ data: [UInt8]) {
@@ -57,7 +57,7 @@ public struct SHA256Hasher: ~Copyable {
 
     public consuming func finish() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        out.withUnsafeMutableBufferPointer { _ = mbedtls_sha256_finish_ret(&ctx, $0.baseAddress) }
+        out.withUnsafeMutableBufferPointer { _ = mbedtls_sha256_finish(&ctx, $0.baseAddress) }
         mbedtls_sha256_free(&ctx)
         return out
     }

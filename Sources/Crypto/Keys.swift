@@ -6,6 +6,7 @@ public final class PrivateKey {
     public let pk: UnsafeMutablePointer<mbedtls_pk_context>
 
     init() {
+        _ = shim_psa_init()  // keys are PSA's (idempotent; see Rng)
         pk = .allocate(capacity: 1)
         mbedtls_pk_init(pk)
     }
@@ -18,9 +19,8 @@ public final class PrivateKey {
     /// A fresh P-256 key.
     public static func generate(rng: Rng) throws(CryptoError) -> PrivateKey {
         let k = PrivateKey()
-        try check("pk setup", mbedtls_pk_setup(k.pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)))
-        try check("ecp gen key", mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(k.pk.pointee),
-                                                      mbedtls_ctr_drbg_random, rng.context))
+        _ = rng  // PSA draws from its own generator (seeded from the same kernel source)
+        try check("generate key", shim_pk_generate_p256(k.pk))
         return k
     }
 
@@ -30,21 +30,20 @@ public final class PrivateKey {
         var input = data
         if isPEM(data) { input.append(0) }  // mbedTLS wants PEM NUL-terminated, length included
         let rc = input.withUnsafeBufferPointer { p in
-            mbedtls_pk_parse_key(k.pk, p.baseAddress, p.count, nil, 0)
+            mbedtls_pk_parse_key(k.pk, p.baseAddress, p.count, nil, 0, mbedtls_psa_get_random, nil)
         }
         wipe(&input)
         try check("parse key", rc)
         try k.requireP256()
+        // (The random source is PSA's: with keys held as PSA data neither call draws from it.)
         // mbedTLS takes the public point stored in the file on trust: a corrupted
         // file could carry the right ID and a private scalar that does not match it.
-        try check("key pair mismatch", mbedtls_pk_check_pair(k.pk, k.pk))
+        try check("key pair mismatch", mbedtls_pk_check_pair(k.pk, k.pk, mbedtls_psa_get_random, nil))
         return k
     }
 
     func requireP256() throws(CryptoError) {
-        guard mbedtls_pk_get_type(pk) == MBEDTLS_PK_ECKEY || mbedtls_pk_get_type(pk) == MBEDTLS_PK_ECDSA,
-              mbedtls_pk_ec(pk.pointee).pointee.grp.id == MBEDTLS_ECP_DP_SECP256R1
-        else { throw CryptoError("key type (need EC P-256)", MBEDTLS_ERR_PK_KEY_INVALID_FORMAT) }
+        guard shim_pk_is_p256(pk) != 0 else { throw CryptoError("key type (need EC P-256)", MBEDTLS_ERR_PK_KEY_INVALID_FORMAT) }
     }
 
     /// The key as PEM ("EC PRIVATE KEY"). Secret: write only to a 0600 file.
@@ -74,7 +73,7 @@ public final class PrivateKey {
         var len = 0
         let rc = hash.withUnsafeBufferPointer { h in
             sig.withUnsafeMutableBufferPointer { s in
-                mbedtls_pk_sign(pk, MBEDTLS_MD_SHA256, h.baseAddress, 32, s.baseAddress, &len,
+                mbedtls_pk_sign(pk, MBEDTLS_MD_SHA256, h.baseAddress, 32, s.baseAddress, s.count, &len,
                                 mbedtls_ctr_drbg_random, rng.context)
             }
         }
@@ -100,6 +99,7 @@ public final class PublicKey {
     public let pk: UnsafeMutablePointer<mbedtls_pk_context>
 
     init() {
+        _ = shim_psa_init()  // keys are PSA's (idempotent; see Rng)
         pk = .allocate(capacity: 1)
         mbedtls_pk_init(pk)
     }
@@ -113,8 +113,7 @@ public final class PublicKey {
         let k = PublicKey()
         let rc = spki.withUnsafeBufferPointer { mbedtls_pk_parse_public_key(k.pk, $0.baseAddress, $0.count) }
         try check("parse public key", rc)
-        guard mbedtls_pk_can_do(k.pk, MBEDTLS_PK_ECDSA) != 0,
-              mbedtls_pk_ec(k.pk.pointee).pointee.grp.id == MBEDTLS_ECP_DP_SECP256R1 else {
+        guard shim_pk_is_p256(k.pk) != 0 else {
             throw CryptoError("public key type (need EC P-256)", MBEDTLS_ERR_PK_KEY_INVALID_FORMAT)
         }
         return k

@@ -8,6 +8,9 @@ public final class Rng {
     public let drbg: UnsafeMutablePointer<mbedtls_ctr_drbg_context>
 
     public init() throws(CryptoError) {
+        // PSA crypto (TLS 1.3, keys, the P-256 driver) needs its own start, once.
+        let psa = shim_psa_init()
+        if psa != 0 { throw CryptoError("psa crypto init", psa) }
         // The entropy context is about 37 KB: keep it off the stack.
         entropy = .allocate(capacity: 1)
         drbg = .allocate(capacity: 1)

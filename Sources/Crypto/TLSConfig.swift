@@ -4,9 +4,10 @@ import CShims
 /// how the peer is checked, record size, session tickets. Wraps
 /// `mbedtls_ssl_config`; keeps alive everything the config points to.
 ///
-/// Protocol choices are fixed here for every use in agent: TLS 1.2 only,
-/// ECDHE only (forward secrecy), ChaCha20-Poly1305 preferred, then AES-GCM;
-/// X25519 first for key exchange.
+/// Protocol choices are fixed here for every use in agent: TLS 1.3 only,
+/// ECDHE on P-256 (forward secrecy; also on resumption when the peer allows it),
+/// ECDSA P-256 signatures, ChaCha20-Poly1305 preferred, then AES-128-GCM.
+/// (mbedTLS 3.6, configured in cross/mbedtls_config.h.)
 public final class TLSConfig {
     public enum Side { case client, server }
 
@@ -23,7 +24,9 @@ public final class TLSConfig {
         case required(trusted: Certificate)
     }
 
-    /// Record sizes a client may ask for (RFC 6066 max_fragment_length).
+    /// The largest record this side sends. TLS 1.3 negotiates no smaller size in
+    /// mbedTLS 3.6 (its record_size_limit is fixed at build time), so each side caps
+    /// its own records: agents that talk to a small peer set it on both ends.
     public enum MaxFragment {
         case full, b512, b1024, b2048, b4096
 
@@ -65,12 +68,11 @@ public final class TLSConfig {
     let certificate: Certificate?
     let key: PrivateKey?
     let trusted: Certificate?
-    var ticket: UnsafeMutablePointer<mbedtls_ssl_ticket_context>?
+    var tickets: OpaquePointer?
 
     /// - Parameters:
     ///   - certificate, key: what this side presents (required on a server).
-    ///   - maxFragment: on a client, the record size to ask the server for, so a small
-    ///     peer is never sent a record it cannot hold.
+    ///   - maxFragment: the largest record this side sends (see `MaxFragment`).
     ///   - ticketLifetimeSeconds: on a server, enables session tickets valid this long
     ///     (resumption skips the public-key work; after it a full handshake renews keys).
     public init(side: Side, rng: Rng, certificate: Certificate?, key: PrivateKey?, peerCheck: PeerCheck,
@@ -90,10 +92,17 @@ public final class TLSConfig {
         try check("ssl config", mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
                                                             MBEDTLS_SSL_PRESET_DEFAULT))
         mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, rng.context)
-        mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3)
-        mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3)
+        mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3)
+        mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3)
         mbedtls_ssl_conf_ciphersuites(conf, shim_ciphersuites())
-        mbedtls_ssl_conf_curves(conf, shim_curves())
+        mbedtls_ssl_conf_groups(conf, shim_groups())
+        mbedtls_ssl_conf_sig_algs(conf, shim_sig_algs())
+        if side == .client {
+            // A client learns of a session ticket (TLS 1.3 sends it after the handshake)
+            // through `TLSSession.ticketsReceived`, and saves the session then.
+            mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
+                conf, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED)
+        }
         switch peerCheck {
         case .none:
             mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_NONE)
@@ -106,26 +115,21 @@ public final class TLSConfig {
         if let c = certificate, let k = key {
             try check("own certificate", mbedtls_ssl_conf_own_cert(conf, c.crt, k.pk))
         }
-        if side == .client && maxFragment != .full {
+        if maxFragment != .full {
             try check("max fragment", mbedtls_ssl_conf_max_frag_len(conf, maxFragment.code))
         }
         if side == .server, let life = ticketLifetimeSeconds {
-            let t = UnsafeMutablePointer<mbedtls_ssl_ticket_context>.allocate(capacity: 1)
-            mbedtls_ssl_ticket_init(t)
-            ticket = t
-            try check("ticket setup", mbedtls_ssl_ticket_setup(t, mbedtls_ctr_drbg_random, rng.context,
-                                                               MBEDTLS_CIPHER_AES_256_GCM, life))
-            mbedtls_ssl_conf_session_tickets_cb(conf, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse,
-                                                UnsafeMutableRawPointer(t))
+            guard let t = shim_tickets_new(life) else {  // deinit frees conf
+                throw CryptoError("ticket setup", MBEDTLS_ERR_SSL_ALLOC_FAILED)
+            }
+            tickets = t
+            mbedtls_ssl_conf_session_tickets_cb(conf, shim_ticket_write, shim_ticket_parse, UnsafeMutableRawPointer(t))
         }
     }
 
     deinit {
         mbedtls_ssl_config_free(conf)
         conf.deallocate()
-        if let t = ticket {
-            mbedtls_ssl_ticket_free(t)
-            t.deallocate()
-        }
+        shim_tickets_free(tickets)
     }
 }

@@ -1,7 +1,7 @@
 import CShims
 import Wire
 
-/// One TLS 1.2 session over mbedTLS, sans-IO: the caller moves ciphertext in and
+/// One TLS 1.3 session over mbedTLS, sans-IO: the caller moves ciphertext in and
 /// out of two fixed byte queues and the session never touches a socket.
 ///
 ///     socket -> inbound.writable()/commit  -> [mbedTLS] -> read(into:)   (plaintext out)
@@ -58,14 +58,18 @@ public final class TLSSession {
     var transportEnded = false
     /// True once the peer's certificate was parsed in this handshake (false on resumption).
     public private(set) var sawPeerCertificate = false
+    /// Session tickets received (client; TLS 1.3 sends them after the handshake, read
+    /// by `read`): a session saved after one can be resumed.
+    public private(set) var ticketsReceived = 0
 
     /// The failure code of a transport that ended without close_notify (in the handshake
     /// or in `read`): the peer's data may have been cut short. Callers that must tell a
     /// truncation from other TLS failures compare against it.
     public static let truncationError: Int32 = MBEDTLS_ERR_SSL_CONN_EOF
 
-    /// Upper bound on what mbedTLS adds to a record (header, explicit IV, tag).
-    static let maxRecordOverhead = 5 + 8 + 16 + 256
+    /// Upper bound on what mbedTLS adds to a record (header, content type, tag, and
+    /// mbedTLS's allowance for padding).
+    static let maxRecordOverhead = 5 + 1 + 16 + 256
 
     public init(config: TLSConfig, serverName: String? = nil,
                 inboundCapacity: Int = 16384 + 512, outboundCapacity: Int = 2 * (16384 + 512)) throws(CryptoError) {
@@ -79,6 +83,10 @@ public final class TLSSession {
         if let name = serverName {
             let rc = name.withCString { mbedtls_ssl_set_hostname(ssl, $0) }
             if rc != 0 { status = .failed(rc) }
+        } else if config.side == .client {
+            // No name to check: the caller checks the peer by key, pin or its own IP
+            // check (mbedTLS 3.6 refuses a verifying client that says nothing).
+            _ = mbedtls_ssl_set_hostname(ssl, nil)
         }
         let me = Unmanaged.passUnretained(self).toOpaque()
         mbedtls_ssl_set_bio(ssl, me, { ctx, buf, len in
@@ -137,6 +145,7 @@ public final class TLSSession {
         case .handshaking: break
         }
         let rc = mbedtls_ssl_handshake(ssl)
+        if let t = config.tickets { shim_tickets_adopt(t, ssl) }
         if rc == 0 {
             status = .open
             return .done
@@ -167,7 +176,21 @@ public final class TLSSession {
         }
         if peerClosed { return .closed }
         if into.count == 0 { return .needIO }
-        let rc = mbedtls_ssl_read(ssl, into.baseAddress!.assumingMemoryBound(to: UInt8.self), into.count)
+        // TLS 1.3 has records after the handshake that carry no data (a session
+        // ticket): mbedTLS may consume one and ask for more input although more is
+        // already queued, and it reports a ticket on a call of its own. Go on while
+        // input is being used up.
+        var rc: Int32
+        while true {
+            let before = inbound.count
+            rc = mbedtls_ssl_read(ssl, into.baseAddress!.assumingMemoryBound(to: UInt8.self), into.count)
+            if rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET {
+                ticketsReceived += 1
+                continue
+            }
+            if rc == MBEDTLS_ERR_SSL_WANT_READ && !inbound.isEmpty && inbound.count < before { continue }
+            break
+        }
         if rc > 0 { return .bytes(Int(rc)) }
         if rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE { return .needIO }
         if rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY {
@@ -204,6 +227,10 @@ public final class TLSSession {
             let rc = mbedtls_ssl_write(ssl, data.baseAddress!.assumingMemoryBound(to: UInt8.self) + total, chunk)
             if rc > 0 {
                 total += Int(rc)
+                continue
+            }
+            if rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET {  // queued input, taken in by write
+                ticketsReceived += 1
                 continue
             }
             if rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_WANT_READ { break }

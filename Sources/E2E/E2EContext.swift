@@ -139,15 +139,21 @@ public final class E2EServer {
     let rng: Rng
     let key: PrivateKey
     let certificate: Certificate
+    let maxFragment: TLSConfig.MaxFragment
 
+    /// `maxFragment`: the largest record this device sends (TLS 1.3 negotiates none:
+    /// a forward that must get small records sets the same on its side for the
+    /// records it sends).
     public init(rng: Rng, key: PrivateKey, certificate: Certificate, authorization: Authorization,
+                maxFragment: TLSConfig.MaxFragment = .full,
                 ticketLifetimeSeconds: UInt32 = E2ELimits.defaultTicketLifetimeSeconds,
                 handshakeTimeoutMs: Int64 = E2ELimits.defaultHandshakeTimeoutMs,
                 inboundCapacity: Int = E2ELimits.defaultInboundCapacity,
                 outboundCapacity: Int = E2ELimits.defaultOutboundCapacity) throws(CryptoError) {
         precondition(handshakeTimeoutMs > 0 && inboundCapacity > 0 && outboundCapacity > 0)
         config = try E2EServer.makeConfig(rng: rng, key: key, certificate: certificate, ca: authorization.ca,
-                                          ticketLifetimeSeconds: ticketLifetimeSeconds)
+                                          maxFragment: maxFragment, ticketLifetimeSeconds: ticketLifetimeSeconds)
+        self.maxFragment = maxFragment
         self.authorization = authorization
         self.ticketLifetimeSeconds = ticketLifetimeSeconds
         self.handshakeTimeoutMs = handshakeTimeoutMs
@@ -171,17 +177,18 @@ public final class E2EServer {
         if let o = old, let n = new { caChanged = o !== n } else { caChanged = (old == nil) != (new == nil) }
         if caChanged {
             config = try E2EServer.makeConfig(rng: rng, key: key, certificate: certificate, ca: new,
-                                              ticketLifetimeSeconds: ticketLifetimeSeconds)
+                                              maxFragment: maxFragment, ticketLifetimeSeconds: ticketLifetimeSeconds)
         }
         self.authorization = authorization
     }
 
     static func makeConfig(rng: Rng, key: PrivateKey, certificate: Certificate, ca: Certificate?,
-                           ticketLifetimeSeconds: UInt32) throws(CryptoError) -> TLSConfig {
+                           maxFragment: TLSConfig.MaxFragment, ticketLifetimeSeconds: UInt32) throws(CryptoError) -> TLSConfig {
         // `afterHandshake`: the handshake asks for a certificate and completes either
         // way; E2ESession then admits or rejects the forward (PeerCheck.authorize),
         // so a rejected forward learns nothing from a handshake alert.
         try TLSConfig(side: .server, rng: rng, certificate: certificate, key: key,
-                      peerCheck: .afterHandshake(trusted: ca), ticketLifetimeSeconds: ticketLifetimeSeconds)
+                      peerCheck: .afterHandshake(trusted: ca), maxFragment: maxFragment,
+                      ticketLifetimeSeconds: ticketLifetimeSeconds)
     }
 }

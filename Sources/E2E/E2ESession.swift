@@ -158,6 +158,8 @@ public final class E2ESession {
     public private(set) var grant: E2EGrant? = nil
     /// This session skipped the public-key work (valid after the handshake).
     public private(set) var resumed = false
+    /// Client: when this session's full handshake ended, until its ticket is saved.
+    var fullHandshakeAt: Instant?
 
     /// Forward side: a session to `device`, asking for `target`. Offers a saved session
     /// for `device` if the client has an unexpired one. `target` MUST have a port and
@@ -296,6 +298,7 @@ public final class E2ESession {
             case .awaitingAnswer(let proof):
                 var status: UInt8 = 0
                 let r = withUnsafeMutableBytes(of: &status) { tls.read(into: $0) }
+                saveTicketedSession()
                 switch r {
                 case .bytes:
                     if status == TargetRequest.answerOK {
@@ -387,6 +390,7 @@ public final class E2ESession {
         switch state {
         case .established:
             let r = tls.read(into: into)
+            saveTicketedSession()
             if case .failed(let c) = r { enterFailure(tlsFailure(c)) }
             return r
         case .failed(let f): return .failed(f.code)
@@ -440,6 +444,14 @@ public final class E2ESession {
 
     // MARK: - Internals
 
+    /// Client: once a full handshake's session ticket has arrived, saves the session
+    /// for resumption (dated by that handshake).
+    func saveTicketedSession() {
+        guard let at = fullHandshakeAt, tls.ticketsReceived > 0, let c = client, let d = device else { return }
+        fullHandshakeAt = nil
+        if let saved = tls.saveSession() { c.save(saved, for: d, now: at) }
+    }
+
     /// The handshake finished: check the peer, then move to the request step.
     /// Returns an event to report, or nil to keep going.
     func handshakeDone(_ now: Instant) -> E2EEvent? {
@@ -454,8 +466,9 @@ public final class E2ESession {
             case .success(let proof):
                 accept(proof)
                 // Save after a full handshake only: resuming keeps the entry's age, so
-                // keys are renewed when it expires.
-                if !resumed, let saved = tls.saveSession() { c.save(saved, for: device!, now: now) }
+                // keys are renewed when it expires. TLS 1.3 sends the ticket after the
+                // handshake: the session is saved when `read` has seen it.
+                if !resumed { fullHandshakeAt = now }
                 state = .sendingRequest(proof)
             }
         case .server:

@@ -39,7 +39,6 @@ enum SelfTest {
             ("mbedtls_ctr_drbg_context", Int32(SHIM_CTR_DRBG.rawValue), MemoryLayout<mbedtls_ctr_drbg_context>.size),
             ("mbedtls_x509_crt", Int32(SHIM_X509_CRT.rawValue), MemoryLayout<mbedtls_x509_crt>.size),
             ("mbedtls_pk_context", Int32(SHIM_PK_CONTEXT.rawValue), MemoryLayout<mbedtls_pk_context>.size),
-            ("mbedtls_ssl_ticket_context", Int32(SHIM_SSL_TICKET.rawValue), MemoryLayout<mbedtls_ssl_ticket_context>.size),
             ("sockaddr_in", Int32(SHIM_SOCKADDR_IN.rawValue), MemoryLayout<sockaddr_in>.size),
             ("sockaddr_in6", Int32(SHIM_SOCKADDR_IN6.rawValue), MemoryLayout<sockaddr_in6>.size),
             ("sockaddr_storage", Int32(SHIM_SOCKADDR_STORAGE.rawValue), MemoryLayout<sockaddr_storage>.size),

@@ -116,11 +116,8 @@ import Wire
         mbedtls_x509write_crt_set_issuer_key(&w, key.pk)
         #expect(mbedtls_x509write_crt_set_subject_name(&w, "CN=t") == 0)
         #expect(mbedtls_x509write_crt_set_issuer_name(&w, "CN=t") == 0)
-        var serial = mbedtls_mpi()
-        mbedtls_mpi_init(&serial)
-        defer { mbedtls_mpi_free(&serial) }
-        #expect(mbedtls_mpi_lset(&serial, 7) == 0)
-        #expect(mbedtls_x509write_crt_set_serial(&w, &serial) == 0)
+        var serial: [UInt8] = [7]
+        #expect(mbedtls_x509write_crt_set_serial_raw(&w, &serial, 1) == 0)
         #expect(mbedtls_x509write_crt_set_validity(&w, "20200101000000", "20991231235959") == 0)
         let oid: [CChar] = [0x55, 0x1d, 0x25]
         #expect(eku.withUnsafeBufferPointer { v in

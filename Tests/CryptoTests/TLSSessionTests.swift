@@ -112,12 +112,15 @@ import Wire
         let server: TLSSession
 
         init(serverTickets: UInt32? = nil, outboundCapacity: Int? = nil, inboundCapacity: Int? = nil,
-             maxFragment: TLSConfig.MaxFragment = .full) throws {
+             maxFragment: TLSConfig.MaxFragment = .full, maxFragmentOnServer: Bool = false) throws {
             rng = try Rng()
             clientID = try Party(rng: rng)
             serverID = try Party(rng: rng)
-            clientConfig = try TLSSessionTests.config(.client, rng, clientID, maxFragment: maxFragment)
-            serverConfig = try TLSSessionTests.config(.server, rng, serverID, tickets: serverTickets)
+            clientConfig = try TLSSessionTests.config(.client, rng, clientID,
+                                                      maxFragment: maxFragmentOnServer ? .full : maxFragment)
+            serverConfig = try TLSSessionTests.config(.server, rng, serverID,
+                                                      maxFragment: maxFragmentOnServer ? maxFragment : .full,
+                                                      tickets: serverTickets)
             client = try TLSSessionTests.session(clientConfig, inbound: inboundCapacity, outbound: outboundCapacity)
             server = try TLSSessionTests.session(serverConfig, inbound: inboundCapacity, outbound: outboundCapacity)
             var pump = Pump()
@@ -237,10 +240,11 @@ import Wire
         // callers check the key instead.
         #expect(c.client.verifyResult != 0)
         #expect(c.server.verifyResult != 0)
-        // ChaCha20-Poly1305 preferred, TLS 1.2, ECDHE-ECDSA.
-        #expect(c.client.ciphersuite == "TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256")
+        // TLS 1.3, ChaCha20-Poly1305 preferred (ECDHE and ECDSA on P-256).
+        #expect(c.client.ciphersuite == "TLS1-3-CHACHA20-POLY1305-SHA256")
         #expect(c.server.ciphersuite == c.client.ciphersuite)
-        #expect(c.client.maxRecordPayload == 16384)
+        // 16 KiB of inner plaintext, less its content type byte.
+        #expect(c.client.maxRecordPayload == 16383)
     }
 
     @Test(arguments: [1 as UInt64, 2, 3])
@@ -456,15 +460,24 @@ import Wire
         #expect(n <= data.count)
     }
 
-    @Test func maxFragmentLengthLimitsTheServersRecords() throws {
-        let c = try Connected(maxFragment: .b512)
-        #expect(c.client.maxRecordPayload == 512)
-        #expect(c.server.maxRecordPayload == 512)
-        let r = c.server.write(Self.pattern(5000, seed: 4))
+    /// TLS 1.3 negotiates no record size in mbedTLS 3.6: each side's setting caps the
+    /// records it sends (512 bytes of inner plaintext: 511 of data and the type byte).
+    @Test(arguments: [true, false])
+    func maxFragmentLengthCapsTheRecordsASideSends(server: Bool) throws {
+        let c = try Connected(maxFragment: .b512, maxFragmentOnServer: server)
+        let small = server ? c.server : c.client
+        let full = server ? c.client : c.server
+        #expect(small.maxRecordPayload == 511)
+        #expect(full.maxRecordPayload == 16383)
+        let r = small.write(Self.pattern(5000, seed: 4))
         #expect(r == .bytes(5000))
-        let recs = Self.records(Self.take(c.server))
+        let recs = Self.records(Self.take(small))
         #expect(recs.count == 10)
         for rec in recs { #expect(rec.count - 5 <= 512 + 16) }
+        var got: [UInt8] = []
+        full.inbound.append(recs.flatMap { $0 })
+        _ = Self.readAll(full, into: &got)
+        #expect(got == Self.pattern(5000, seed: 4))
     }
 
     /// write() never reports more than it was given and never lets `outbound` overflow;
@@ -704,6 +717,13 @@ import Wire
         let c = try Connected(serverTickets: 3600)
         #expect(c.client.sawPeerCertificate)
         #expect(c.server.sawPeerCertificate)
+        // TLS 1.3: the server sends its ticket after the handshake, with its first
+        // write; the client's read takes it in.
+        #expect(c.client.ticketsReceived == 0)
+        var first: [UInt8] = []
+        Self.send([7], from: c.server, to: c.client, got: &first)
+        #expect(first == [7])
+        #expect(c.client.ticketsReceived == 1)
         let saved = try #require(c.client.saveSession())
         // A new connection offering the saved session.
         let client2 = try TLSSession(config: c.clientConfig)

@@ -40,8 +40,11 @@ import Wire
         #expect(full == first.clientSent + first.serverSent)
         #expect(resumed == measured.clientSent + measured.serverSent)
         print("E2E ciphertext to establish: full handshake \(full) bytes, resumed \(resumed) bytes")
+        // TLS 1.3 resumes with a fresh ECDHE share each way and the ticket in the client's
+        // hello, and the device renews the ticket (mbedTLS 3.6 sends one on resumption):
+        // fewer bytes and no signature, but not half of a full handshake's bytes.
         #expect(resumed < full)
-        #expect(resumed * 2 < full)
+        #expect(resumed * 4 < full * 3)
     }
 
     @Test func afterTheLifetimeAFullHandshakeRenewsTheKeys() throws {
