@@ -8,21 +8,25 @@
  *     fronts the relay is tested behind (nginx, tinyproxy) speak 1.3 or do not
  *     terminate TLS at all. ECDHE on P-256 (also with PSK resumption), ECDSA
  *     P-256 signatures, ChaCha20-Poly1305 first, AES-128-GCM for
- *     interoperability. Session tickets (resumption), SNI.
+ *     Session tickets (resumption), SNI. ChaCha20-Poly1305 is the only cipher:
+ *     every peer is an agent, and AES would cost about 10 KB of code and tables.
  *   - PSA Crypto with elliptic curves provided by a driver only
  *     (MBEDTLS_PSA_P256M_DRIVER_ENABLED: mbedTLS's glue, our P-256 code behind
  *     it, cross/p256/README.md). No ECP, ECDH, ECDSA or bignum code of mbedTLS
  *     is built: P-256 is the only curve, for keys, signatures and ECDHE.
  *   - X.509 parsing and writing (self-signed and session-CA certificates), PEM
- *     and DER keys, SHA-256, HMAC (the ticket keys, token checks), CTR_DRBG.
+ *     and DER keys, SHA-256, HMAC (token checks).
  *
  * Dropped on purpose: TLS 1.2 and older, DTLS, renegotiation, RSA, DHM, other
- * curves, CBC/CCM/DES/Camellia/ARIA, MD5/SHA-1/SHA-512, threading, file and
- * network I/O (agent does its own), debug and error strings, self-tests.
+ * curves, AES (GCM, CBC, CCM), DES/Camellia/ARIA, MD5/SHA-1/SHA-512,
+ * threading (but see the host build below), file and network I/O (agent does
+ * its own), debug and error strings, self-tests, CTR_DRBG and the entropy pool.
  *
- * Entropy comes from the kernel through getentropy() (mbedtls_hardware_poll in
- * Sources/CShims/shims.c): with musl, mbedTLS's platform source would fall
- * back to fopen("/dev/urandom"), which a device may not have.
+ * Randomness: every draw comes from the kernel's generator through
+ * getentropy() (MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG: mbedtls_psa_external_get_random
+ * in Sources/CShims/shims.c), the generator a DRBG of our own would only
+ * stretch. No entropy pool in RAM (mbedTLS's is 37 KB), no DRBG code, and no
+ * /dev/urandom, which a device may not have.
  */
 #ifndef AGENT_MBEDTLS_CONFIG_H
 #define AGENT_MBEDTLS_CONFIG_H
@@ -31,8 +35,6 @@
 #define MBEDTLS_HAVE_ASM
 #define MBEDTLS_HAVE_TIME
 #define MBEDTLS_HAVE_TIME_DATE
-#define MBEDTLS_NO_PLATFORM_ENTROPY
-#define MBEDTLS_ENTROPY_HARDWARE_ALT
 
 /* The host build's tests run in parallel threads: there (only), mbedTLS and
  * PSA lock their shared state. The release binaries do all crypto on one
@@ -51,15 +53,9 @@
 #define MBEDTLS_PSA_CRYPTO_CONFIG
 #define MBEDTLS_PSA_KEY_STORE_DYNAMIC      /* a relay holds many handshakes at once */
 #define MBEDTLS_PSA_P256M_DRIVER_ENABLED
+#define MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG
 
 /* Ciphers and hashes */
-#define MBEDTLS_AES_C
-#define MBEDTLS_AES_ROM_TABLES
-#define MBEDTLS_AES_FEWER_TABLES
-#if defined(__x86_64__)
-#define MBEDTLS_AESNI_C
-#endif
-#define MBEDTLS_GCM_C
 #define MBEDTLS_CHACHA20_C
 #define MBEDTLS_POLY1305_C
 #define MBEDTLS_CHACHAPOLY_C
@@ -67,11 +63,8 @@
  * (cross/chachapoly/README.md): PSA's built-in ChaCha20-Poly1305 calls them. */
 #define MBEDTLS_CHACHA20_ALT
 #define MBEDTLS_POLY1305_ALT
-#define MBEDTLS_CIPHER_C
 #define MBEDTLS_MD_C
 #define MBEDTLS_SHA256_C
-#define MBEDTLS_ENTROPY_C
-#define MBEDTLS_CTR_DRBG_C
 
 /* Keys and certificates */
 #define MBEDTLS_OID_C

@@ -13,8 +13,6 @@ size_t shim_sizeof(int which) {
     case SHIM_SSL_CONTEXT: return sizeof(mbedtls_ssl_context);
     case SHIM_SSL_CONFIG: return sizeof(mbedtls_ssl_config);
     case SHIM_SSL_SESSION: return sizeof(mbedtls_ssl_session);
-    case SHIM_ENTROPY: return sizeof(mbedtls_entropy_context);
-    case SHIM_CTR_DRBG: return sizeof(mbedtls_ctr_drbg_context);
     case SHIM_X509_CRT: return sizeof(mbedtls_x509_crt);
     case SHIM_PK_CONTEXT: return sizeof(mbedtls_pk_context);
     case SHIM_SOCKADDR_IN: return sizeof(struct sockaddr_in);
@@ -90,17 +88,15 @@ int shim_getentropy(void *buf, size_t len) {
     return 0;
 }
 
-#if defined(MBEDTLS_ENTROPY_HARDWARE_ALT)
-/* The release configuration sets MBEDTLS_NO_PLATFORM_ENTROPY (musl would
- * otherwise make mbedTLS fopen /dev/urandom) and takes the kernel's
- * randomness through this hook instead. */
-int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen) {
-    (void)data;
-    if (shim_getentropy(output, len) != 0) { *olen = 0; return -1; }
-    *olen = len;
-    return 0;
+/* mbedTLS (MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG, cross/mbedtls_config.h) takes
+ * every random byte from here: the kernel's generator. */
+psa_status_t mbedtls_psa_external_get_random(mbedtls_psa_external_random_context_t *context,
+                                             uint8_t *output, size_t output_size, size_t *output_length) {
+    (void)context;
+    if (shim_getentropy(output, output_size) != 0) { *output_length = 0; return PSA_ERROR_INSUFFICIENT_ENTROPY; }
+    *output_length = output_size;
+    return PSA_SUCCESS;
 }
-#endif
 
 #if !defined(__GLIBC__)
 /* musl 1.2.3 has no arc4random_buf; the Swift runtime's Hasher seeding and
@@ -113,7 +109,6 @@ void arc4random_buf(void *buf, size_t len) {
 /* ---- TLS choices ------------------------------------------------------ */
 static const int suites[] = {
     MBEDTLS_TLS1_3_CHACHA20_POLY1305_SHA256,
-    MBEDTLS_TLS1_3_AES_128_GCM_SHA256,
     0
 };
 const int *shim_ciphersuites(void) { return suites; }

@@ -166,7 +166,7 @@ public enum CertificateWriter {
         // configuration leaves out; chains are built by issuer name and signature.
         var buf = [UInt8](repeating: 0, count: 2048 + options.dnsNames.count * 256)
         let n = buf.withUnsafeMutableBufferPointer { b in
-            mbedtls_x509write_crt_der(&w, b.baseAddress, b.count, mbedtls_ctr_drbg_random, rng.context)
+            mbedtls_x509write_crt_der(&w, b.baseAddress, b.count, mbedtls_psa_get_random, nil)
         }
         if n < 0 { throw CryptoError("write certificate", n) }
         return Array(buf[(buf.count - Int(n))...])

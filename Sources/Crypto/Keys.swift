@@ -74,7 +74,7 @@ public final class PrivateKey {
         let rc = hash.withUnsafeBufferPointer { h in
             sig.withUnsafeMutableBufferPointer { s in
                 mbedtls_pk_sign(pk, MBEDTLS_MD_SHA256, h.baseAddress, 32, s.baseAddress, s.count, &len,
-                                mbedtls_ctr_drbg_random, rng.context)
+                                mbedtls_psa_get_random, nil)
             }
         }
         try check("sign", rc)

@@ -91,7 +91,7 @@ public final class TLSConfig {
         let endpoint = side == .client ? MBEDTLS_SSL_IS_CLIENT : MBEDTLS_SSL_IS_SERVER
         try check("ssl config", mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
                                                             MBEDTLS_SSL_PRESET_DEFAULT))
-        mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, rng.context)
+        mbedtls_ssl_conf_rng(conf, mbedtls_psa_get_random, nil)
         mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3)
         mbedtls_ssl_conf_max_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_3)
         mbedtls_ssl_conf_ciphersuites(conf, shim_ciphersuites())

@@ -35,8 +35,6 @@ enum SelfTest {
             ("mbedtls_ssl_context", Int32(SHIM_SSL_CONTEXT.rawValue), MemoryLayout<mbedtls_ssl_context>.size),
             ("mbedtls_ssl_config", Int32(SHIM_SSL_CONFIG.rawValue), MemoryLayout<mbedtls_ssl_config>.size),
             ("mbedtls_ssl_session", Int32(SHIM_SSL_SESSION.rawValue), MemoryLayout<mbedtls_ssl_session>.size),
-            ("mbedtls_entropy_context", Int32(SHIM_ENTROPY.rawValue), MemoryLayout<mbedtls_entropy_context>.size),
-            ("mbedtls_ctr_drbg_context", Int32(SHIM_CTR_DRBG.rawValue), MemoryLayout<mbedtls_ctr_drbg_context>.size),
             ("mbedtls_x509_crt", Int32(SHIM_X509_CRT.rawValue), MemoryLayout<mbedtls_x509_crt>.size),
             ("mbedtls_pk_context", Int32(SHIM_PK_CONTEXT.rawValue), MemoryLayout<mbedtls_pk_context>.size),
             ("sockaddr_in", Int32(SHIM_SOCKADDR_IN.rawValue), MemoryLayout<sockaddr_in>.size),

@@ -125,7 +125,7 @@ import Wire
         } == 0)
         var buf = [UInt8](repeating: 0, count: 2048)
         let n = buf.withUnsafeMutableBufferPointer { b in
-            mbedtls_x509write_crt_der(&w, b.baseAddress, b.count, mbedtls_ctr_drbg_random, rng.context)
+            mbedtls_x509write_crt_der(&w, b.baseAddress, b.count, mbedtls_psa_get_random, nil)
         }
         #expect(n > 0)
         return try Certificate.parse(Array(buf[(buf.count - Int(n))...]))

@@ -33,8 +33,6 @@
 #include <pthread.h>
 
 #include <mbedtls/version.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 #include <mbedtls/x509_csr.h>
@@ -99,7 +97,7 @@ const char *shim_mbedtls_version(void);
  * compares these with Swift's MemoryLayout to catch a stale module cache
  * or a header/library mismatch. */
 enum shim_struct {
-    SHIM_SSL_CONTEXT, SHIM_SSL_CONFIG, SHIM_SSL_SESSION, SHIM_ENTROPY, SHIM_CTR_DRBG,
+    SHIM_SSL_CONTEXT, SHIM_SSL_CONFIG, SHIM_SSL_SESSION,
     SHIM_X509_CRT, SHIM_PK_CONTEXT, SHIM_SOCKADDR_IN, SHIM_SOCKADDR_IN6,
     SHIM_SOCKADDR_STORAGE, SHIM_POLLFD, SHIM_STRUCT_COUNT
 };
@@ -116,7 +114,7 @@ void shim_drain_signal_pipe(void);
 int shim_getentropy(void *buf, size_t len);
 
 /* ---- TLS helpers ---- */
-/* The TLS 1.3 ciphersuites agent offers, ChaCha20-Poly1305 first; terminated by 0. */
+/* The TLS 1.3 ciphersuites agent offers (ChaCha20-Poly1305 only); terminated by 0. */
 const int *shim_ciphersuites(void);
 /* Groups for ECDHE (IANA numbers): P-256 only; terminated by 0. */
 const uint16_t *shim_groups(void);
