@@ -11,8 +11,7 @@
 #
 # Nothing here touches the host build (.build) or the release build (.build-cross):
 # the Swift modules are compiled again, instrumented, into $(FUZZ_B); mbedTLS too,
-# from the same Debian source the release build fetches, with Debian's own
-# config.h so its structs match the headers the host build uses.
+# from the same Debian source (3.6) and with the same configuration as the release.
 
 FUZZ_ALL_TARGETS := frame preamble mux-ops mux-rx token options identity formats
 FUZZ_TARGETS     ?= $(FUZZ_ALL_TARGETS)
@@ -23,7 +22,6 @@ FUZZ_CC          ?= clang
 FUZZ_SANITIZE    ?= fuzzer,address
 FUZZ_MBED_SRC    := $(or $(MBED_SRC),.build-cross/mbedtls-src)
 FUZZ_MBED        := $(FUZZ_B)/mbedtls
-FUZZ_MBED_CONFIG ?= /usr/include/mbedtls/config.h
 FUZZ_MBED_LIBS   := $(FUZZ_MBED)/lib/libmbedtls.a $(FUZZ_MBED)/lib/libmbedx509.a $(FUZZ_MBED)/lib/libmbedcrypto.a
 FUZZ_SUPPORT     := $(sort $(wildcard Fuzz/Support/*.swift))
 
@@ -38,7 +36,7 @@ FUZZ_DEPS_Roles  := Wire Mux Crypto E2E Loop
 FUZZ_OBJS := $(addprefix $(FUZZ_B)/,$(addsuffix .o,$(FUZZ_MODULES))) $(FUZZ_B)/cshims.o
 
 FUZZ_SWIFTFLAGS = -sanitize=$(FUZZ_SANITIZE) -O -g -parse-as-library -swift-version 5 \
-	-I Sources/CShims/include -Xcc -I -Xcc $(FUZZ_MBED)/include -I $(FUZZ_B) \
+	-I Sources/CShims/include -Xcc -I -Xcc $(FUZZ_MBED)/include -Xcc $(CHACHA_INC) -I $(FUZZ_B) \
 	-module-cache-path $(FUZZ_B)/module-cache
 
 .PHONY: fuzz fuzz-build fuzz-regress
@@ -52,20 +50,23 @@ fuzz-regress: fuzz-build
 	@bash Fuzz/run.sh regress $(FUZZ_B) 0 $(FUZZ_TARGETS)
 
 # mbedTLS with coverage and ASan instrumentation (so the fuzzer sees inside the
-# PEM/DER/X.509 parsers, and ASan checks the buffers we hand them).
-$(FUZZ_MBED)/lib/libmbedtls.a: $(FUZZ_MBED_SRC)/include/mbedtls/version.h $(FUZZ_MBED_CONFIG)
-	rm -rf $(FUZZ_MBED) && mkdir -p $(FUZZ_MBED)/lib
-	cp -r $(FUZZ_MBED_SRC)/library $(FUZZ_MBED_SRC)/include $(FUZZ_MBED_SRC)/3rdparty $(FUZZ_MBED)/
-	cp $(FUZZ_MBED_CONFIG) $(FUZZ_MBED)/include/mbedtls/config.h
-	$(MAKE) -s -C $(FUZZ_MBED)/library CC=$(FUZZ_CC) \
-	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address -I../include" \
-	  libmbedcrypto.a libmbedx509.a libmbedtls.a >/dev/null
-	mv $(FUZZ_MBED)/library/libmbed*.a $(FUZZ_MBED)/lib/
+# PEM/DER/X.509 parsers, and ASan checks the buffers we hand them), built with
+# the project's configuration like every other build; our ChaCha20/Poly1305
+# objects (its ALT) beside it, instrumented the same way.
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address
+FUZZ_ALT_OBJS := $(patsubst $(CHACHA_DIR)/%.c,$(FUZZ_B)/alt/chacha-%.o,$(CHACHA_SRCS)) $(FUZZ_P256_OBJS)
+$(FUZZ_MBED)/lib/libmbedtls.a: $(FUZZ_MBED_SRC)/include/mbedtls/version.h $(MBED_CONFIG)
+	AGENT_P256_OURS=$(P256_OURS) bash cross/build-mbedtls.sh $(FUZZ_MBED_SRC) $(FUZZ_MBED) $(FUZZ_CC) ar \
+	  $(FUZZ_CFLAGS) $(CHACHA_INC)
+	rm -rf $(FUZZ_B)/module-cache   # C modules compiled against the old headers
 $(FUZZ_MBED)/lib/libmbedx509.a $(FUZZ_MBED)/lib/libmbedcrypto.a: $(FUZZ_MBED)/lib/libmbedtls.a
+$(FUZZ_B)/alt/chacha-%.o: $(CHACHA_DIR)/%.c $(CHACHA_HDRS) $(FUZZ_MBED)/lib/libmbedtls.a
+	mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I $(FUZZ_MBED)/include $(CHACHA_INC) -c $< -o $@
 
 $(FUZZ_B)/cshims.o: Sources/CShims/shims.c $(wildcard Sources/CShims/include/*) $(FUZZ_MBED)/lib/libmbedtls.a
 	mkdir -p $(FUZZ_B)
-	$(FUZZ_CC) -O1 -g -fsanitize=fuzzer-no-link,address -I $(FUZZ_MBED)/include -I Sources/CShims/include \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I $(FUZZ_MBED)/include $(CHACHA_INC) -I Sources/CShims/include \
 	  -c $< -o $@
 
 # $(call fuzz_module,NAME): one whole-module object and its .swiftmodule.
@@ -78,9 +79,9 @@ endef
 $(foreach m,$(FUZZ_MODULES),$(eval $(call fuzz_module,$(m))))
 
 # One executable per target: its file, the shared support files, every module.
-$(FUZZ_B)/fuzz-%: Fuzz/Targets/%.swift $(FUZZ_SUPPORT) $(FUZZ_OBJS) $(FUZZ_MBED_LIBS)
+$(FUZZ_B)/fuzz-%: Fuzz/Targets/%.swift $(FUZZ_SUPPORT) $(FUZZ_OBJS) $(FUZZ_MBED_LIBS) $(FUZZ_ALT_OBJS)
 	$(FUZZ_SWIFTC) $(FUZZ_SWIFTFLAGS) -use-ld=lld -module-name FuzzTarget $< $(FUZZ_SUPPORT) \
-	  $(FUZZ_OBJS) $(FUZZ_MBED_LIBS) -lpthread -o $@
+	  $(FUZZ_OBJS) -Xlinker --start-group $(FUZZ_MBED_LIBS) $(FUZZ_ALT_OBJS) -Xlinker --end-group -lpthread -o $@
 
 # Regenerates Fuzz/corpus (committed; only when a format changes): Fuzz/make-seeds.sh.
 .PHONY: fuzz-seeds

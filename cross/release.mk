@@ -94,8 +94,9 @@ $(1)_CCX    = $$($(1)_CC) -specs $$($(1)_MUSLLIB)/musl-gcc.specs $$($(1)_FLAGS)
 
 # mbedTLS with the project's config, for this target.
 $$($(1)_MBED)/lib/libmbedtls.a: $(MBED_SRC)/include/mbedtls/version.h $(MBED_CONFIG)
-	bash cross/build-mbedtls.sh $(MBED_SRC) $$($(1)_MBED) "$$($(1)_CCX)" $$(patsubst %gcc,%ar,$$($(1)_CC)) \
-	  -Os -ffunction-sections -fdata-sections $(CHACHA_INC)
+	AGENT_P256_OURS=$(P256_OURS) bash cross/build-mbedtls.sh $(MBED_SRC) $$($(1)_MBED) "$$($(1)_CCX)" \
+	  $$(patsubst %gcc,%ar,$$($(1)_CC)) -Os -ffunction-sections -fdata-sections $(CHACHA_INC)
+	rm -rf $$($(1)_B)/module-cache   # C modules compiled against the old headers
 
 $$($(1)_B)/cshims.o: $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/libmbedtls.a
 	mkdir -p $$($(1)_B)

@@ -9,14 +9,14 @@
 
 #include <stddef.h>
 
-#include "mbedtls/ecp.h"
+#include <stdint.h>
 
 struct interop_options {
     const char *port;                        /* s_server's port on 127.0.0.1 */
     const char *ca_file;                     /* PEM: s_server's self-signed certificate */
     size_t total;                            /* bytes of text to send (and get back) */
     const int *suites;                       /* NULL: mbedTLS's default list */
-    const mbedtls_ecp_group_id *groups;      /* NULL: mbedTLS's default list */
+    const uint16_t *groups;                  /* IANA group numbers, 0-terminated; NULL: mbedTLS's default list */
 };
 
 struct interop_result {

@@ -11,7 +11,7 @@ define interop_rules
 $(1)_INTEROP_OBJ := $$($(1)_B)/interop-client.o
 $$($(1)_B)/interop-client.o: $(INTEROP_DIR)/client.c $(INTEROP_DIR)/client.h $$($(1)_MBED)/lib/libmbedtls.a
 	mkdir -p $$(@D)
-	$$($(1)_CCX) -O2 -Wall -I $$($(1)_MBED)/include -c $$< -o $$@
+	$$($(1)_CCX) -O2 -Wall -I $$($(1)_MBED)/include $(CHACHA_INC) -c $$< -o $$@
 endef
 
 $(foreach a,$(RELEASE_ARCHES),$(eval $(call interop_rules,$(a))))

@@ -1,5 +1,5 @@
-# Sourced by cross/chachapoly/test/run.sh and cross/x25519/test/run.sh: the
-# server side of their interoperability tests, OpenSSL's `s_server -rev`
+# Sourced by cross/chachapoly/test/run.sh (and cross/p256's tests): the
+# server side of their interoperability tests (TLS 1.3), OpenSSL's `s_server -rev`
 # (each line it receives goes back reversed) on 127.0.0.1 with a throwaway
 # certificate. The client is client.c.
 #
@@ -23,7 +23,7 @@ interop_start() {
   shift
   : >"$dir/server.out"
   timeout 120 openssl s_server -accept 127.0.0.1:0 -naccept 1 -cert "$dir/cert.pem" \
-    -key "$dir/key.pem" -tls1_2 -rev "$@" >"$dir/server.out" 2>&1 &
+    -key "$dir/key.pem" -tls1_3 -rev "$@" >"$dir/server.out" 2>&1 &
   server=$!
   port=""
   for i in $(seq 100); do

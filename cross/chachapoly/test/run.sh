@@ -44,7 +44,7 @@ test_mode() {
       *) impls="neon portable" ;;
     esac
     for impl in $impls; do
-      interop_start "$tmp" -cipher ECDHE-ECDSA-CHACHA20-POLY1305
+      interop_start "$tmp" -ciphersuites TLS_CHACHA20_POLY1305_SHA256
       if [ -z "$port" ]; then
         echo "  FAIL interop $a/$impl: openssl s_server did not start"; cat "$tmp/server.out"; fail=$((fail + 1))
       elif out=$(timeout 120 ${run[$a]} "$(dir "$a")/interop" "$port" "$tmp/cert.pem" 1048576 "$impl" 2>&1); then
