@@ -15,7 +15,7 @@ def run(*args, cwd=None, timeout=20):
 
 def test_version_and_help():
     r = run("--version")
-    assert r.returncode == 0 and re.match(r"agent \d+\.\d+\.\d+ \(commit [0-9a-f]{12}(-dirty)?, mbedTLS 2\.28\.\d+\)", r.stdout)
+    assert r.returncode == 0 and re.match(r"agent \d+\.\d+\.\d+ \(commit [0-9a-f]{12}(-dirty)?, mbedTLS 3\.6\.\d+\)", r.stdout)
     r = run("--help")
     assert r.returncode == 0
     for word in ["--role relay", "--role reverse", "--role forward", "keygen", "token", "ca init", "ca issue", "selftest"]:

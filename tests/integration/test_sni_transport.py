@@ -205,8 +205,10 @@ http {{
     server_name localhost;
     ssl_certificate {d}/front.pem;
     ssl_certificate_key {d}/front.key;
+    ssl_protocols TLSv1.2 TLSv1.3;   # nginx before 1.23.4 leaves TLS 1.3 out by default
     location /agent {{
       proxy_pass https://127.0.0.1:{relay};
+      proxy_ssl_protocols TLSv1.3;     # the relay speaks TLS 1.3 only
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection "upgrade";
