@@ -6,7 +6,8 @@
  *   - TLS 1.3 client and server, nothing older: every TLS link is between two
  *     agents (agent <-> relay, the end-to-end session inside streams), and the
  *     fronts the relay is tested behind (nginx, tinyproxy) speak 1.3 or do not
- *     terminate TLS at all. ECDHE on P-256 (also with PSK resumption), ECDSA
+ *     terminate TLS at all. ECDHE on P-256 (resumption too: psk_dhe_ke, never
+ *     a bare PSK, so every session has forward secrecy), ECDSA
  *     P-256 signatures, ChaCha20-Poly1305 first, AES-128-GCM for
  *     Session tickets (resumption), SNI. ChaCha20-Poly1305 is the only cipher:
  *     every peer is an agent, and AES would cost about 10 KB of code and tables.
@@ -88,7 +89,6 @@
 #define MBEDTLS_SSL_PROTO_TLS1_3
 #define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL_ENABLED
 #define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL_ENABLED
-#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_ENABLED
 #define MBEDTLS_SSL_KEEP_PEER_CERTIFICATE
 #define MBEDTLS_SSL_SERVER_NAME_INDICATION
 #define MBEDTLS_SSL_MAX_FRAGMENT_LENGTH         /* caps the records this side sends */
