@@ -3,7 +3,7 @@
 Each device speaks the agent protocol (docs/PROTOCOL.md) as `agent --role reverse` would,
 without any stream:
 
-  TLS 1.2 to the relay (the relay's key is checked against --pin, SHA-256 of its SPKI),
+  TLS 1.3 to the relay (the relay's key is checked against --pin, SHA-256 of its SPKI),
   the preamble b"agent/1\\n", CHALLENGE <- relay (its key = the pin, its signature checked),
   AUTH -> relay (role reverse, a fresh P-256 key and a self-signed certificate, the signature
   over "agent auth v1" || nonce || SHA-256(relay SPKI) || SHA-256(AUTH without signature)),
@@ -115,6 +115,10 @@ class Devices:
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self.ctx.check_hostname = False
         self.ctx.verify_mode = ssl.CERT_NONE   # the relay's key is checked against the pin instead
+        if args.curve:
+            # The group agents of the relay's version use (TLS 1.3 relays: P-256 only; an X25519
+            # key share would cost them a HelloRetryRequest).
+            self.ctx.set_ecdh_curve(args.curve)
         self.alive = 0
         self.connected = 0
         self.failed = 0
@@ -240,6 +244,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--hold", type=float, default=300.0, help="seconds before the tool exits on its own")
     ap.add_argument("--reconnect", action="store_true", help="devices come back after losing the relay")
+    ap.add_argument("--curve", help="the only ECDHE group to offer (e.g. prime256v1)")
     args = ap.parse_args()
     asyncio.run(Devices(args).run())
 

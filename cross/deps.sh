@@ -6,7 +6,6 @@
 set -euo pipefail
 
 want=(
-  libmbedtls-dev                     # host build and tests (full Swift)
   gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf   # cross C compilers, crt files, libgcc
   musl-dev musl-dev:arm64 musl-dev:armhf          # static libc for the release binaries
   qemu-user-static                   # run the ARM release binaries in tests
