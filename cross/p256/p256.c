@@ -52,9 +52,12 @@ typedef struct {
 } jac;
 
 #if defined(__GNUC__)
+/* the limb loops fully unrolled (gcc does not at -O2 nor -Os otherwise) */
+#define UNROLL _Pragma("GCC unroll 16")
 #define INLINE static inline __attribute__((always_inline))
 #define NOINLINE __attribute__((noinline))
 #else
+#define UNROLL
 #define INLINE static inline
 #define NOINLINE
 #endif
@@ -108,6 +111,7 @@ INLINE limb mask_zero(limb x)
 INLINE limb fe_is_zero(const fe a)
 {
     limb acc = 0;
+    UNROLL
     for (int i = 0; i < NL; i++) {
         acc |= a[i];
     }
@@ -117,6 +121,7 @@ INLINE limb fe_is_zero(const fe a)
 INLINE limb fe_eq(const fe a, const fe b)
 {
     limb acc = 0;
+    UNROLL
     for (int i = 0; i < NL; i++) {
         acc |= a[i] ^ b[i];
     }
@@ -126,6 +131,7 @@ INLINE limb fe_eq(const fe a, const fe b)
 /* z = mask ? a : z */
 INLINE void fe_cmov(fe z, const fe a, limb mask)
 {
+    UNROLL
     for (int i = 0; i < NL; i++) {
         z[i] ^= mask & (z[i] ^ a[i]);
     }
@@ -134,6 +140,7 @@ INLINE void fe_cmov(fe z, const fe a, limb mask)
 INLINE limb mp_add(limb *z, const limb *a, const limb *b)
 {
     dlimb c = 0;
+    UNROLL
     for (int i = 0; i < NL; i++) {
         c += (dlimb) a[i] + b[i];
         z[i] = (limb) c;
@@ -146,6 +153,7 @@ INLINE limb mp_add(limb *z, const limb *a, const limb *b)
 INLINE limb mp_sub(limb *z, const limb *a, const limb *b)
 {
     dlimb c = 0;
+    UNROLL
     for (int i = 0; i < NL; i++) {
         c = (dlimb) a[i] - b[i] - c;
         z[i] = (limb) c;
@@ -171,6 +179,7 @@ INLINE void mod_sub(fe z, const fe a, const fe b, const fe m)
     fe t;
     limb bo = mp_sub(z, a, b);
     limb mask = (limb) 0 - bo;
+    UNROLL
     for (int i = 0; i < NL; i++) {
         t[i] = m[i] & mask;
     }
@@ -183,11 +192,14 @@ INLINE void mont_mul(fe z, const fe a, const fe b, const fe m, limb m0)
     limb t[NL + 2];
     int i, j;
 
+    UNROLL
     for (i = 0; i < NL + 2; i++) {
         t[i] = 0;
     }
+    UNROLL
     for (i = 0; i < NL; i++) {
         dlimb c = 0;
+        UNROLL
         for (j = 0; j < NL; j++) {
             c += (dlimb) a[j] * b[i] + t[j];
             t[j] = (limb) c;
@@ -200,6 +212,7 @@ INLINE void mont_mul(fe z, const fe a, const fe b, const fe m, limb m0)
         limb q = t[0] * m0;
         c = (dlimb) q * m[0] + t[0];
         c >>= LB;
+        UNROLL
         for (j = 1; j < NL; j++) {
             c += (dlimb) q * m[j] + t[j];
             t[j - 1] = (limb) c;
@@ -215,11 +228,614 @@ INLINE void mont_mul(fe z, const fe a, const fe b, const fe m, limb m0)
 }
 
 /* Field mod p and scalars mod n. */
+#if LB == 64 && defined(__x86_64__) && defined(__GNUC__) && !defined(P256_NO_ASM)
+/* x86_64 (baseline: mul, adc, cmov; no BMI2/ADX): the same algorithms as the
+ * C below, which gcc compiles to about three times as many instructions.
+ * Montgomery multiplication mod p interleaves each row of the product with
+ * one reduction step (q = the low limb; q p = q 2^256 - q 2^224 + q 2^192 +
+ * q 2^96 - q: add q 2^32 at limb 1 and q (2^64 - 2^32 + 1) at limb 3). The
+ * final subtraction of p, in fe_add too, is selected by cmov. Montgomery
+ * multiplication mod n (sc_mul) is the generic one (CIOS, q = t0 n0). */
+void agent_p256_x64_mul(limb *z, const limb *a, const limb *b);
+void agent_p256_x64_add(limb *z, const limb *a, const limb *b);
+void agent_p256_x64_sub(limb *z, const limb *a, const limb *b);
+void agent_p256_x64_scmul(limb *z, const limb *a, const limb *b);
+__asm__(
+    ".text\n"
+    ".globl agent_p256_x64_mul\n"
+    ".hidden agent_p256_x64_mul\n"
+    ".type agent_p256_x64_mul, @function\n"
+    ".p2align 4\n"
+    "agent_p256_x64_mul:\n"
+    "\tpush %rbx\n"
+    "\tpush %rbp\n"
+    "\tpush %r12\n"
+    "\tpush %r13\n"
+    "\tpush %r14\n"
+    "\tpush %r15\n"
+    "\tmov %rdx, %rbx\n"
+    "\tmovabs $0xffffffff00000001, %r15\n"
+    "\tmov 0(%rbx), %rcx\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tmov %rax, %r8\n"
+    "\tmov %rdx, %r9\n"
+    "\tmov 8(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r9\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r10\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r11\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r12\n"
+    "\txor %r13, %r13\n"
+    "\tmov %r8, %rax\n"
+    "\tmul %r15\n"
+    "\tmov %r8, %rcx\n"
+    "\tshl $32, %rcx\n"
+    "\tmov %r8, %rbp\n"
+    "\tshr $32, %rbp\n"
+    "\tadd %rcx, %r9\n"
+    "\tadc %rbp, %r10\n"
+    "\tadc %rax, %r11\n"
+    "\tadc %rdx, %r12\n"
+    "\tadc $0, %r13\n"
+    "\tmov 8(%rbx), %rcx\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r9\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 8(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tmov $0, %r8\n"
+    "\tadd %rdx, %r13\n"
+    "\tadc $0, %r8\n"
+    "\tmov %r9, %rax\n"
+    "\tmul %r15\n"
+    "\tmov %r9, %rcx\n"
+    "\tshl $32, %rcx\n"
+    "\tmov %r9, %rbp\n"
+    "\tshr $32, %rbp\n"
+    "\tadd %rcx, %r10\n"
+    "\tadc %rbp, %r11\n"
+    "\tadc %rax, %r12\n"
+    "\tadc %rdx, %r13\n"
+    "\tadc $0, %r8\n"
+    "\tmov 16(%rbx), %rcx\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 8(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tmov $0, %r9\n"
+    "\tadd %rdx, %r8\n"
+    "\tadc $0, %r9\n"
+    "\tmov %r10, %rax\n"
+    "\tmul %r15\n"
+    "\tmov %r10, %rcx\n"
+    "\tshl $32, %rcx\n"
+    "\tmov %r10, %rbp\n"
+    "\tshr $32, %rbp\n"
+    "\tadd %rcx, %r11\n"
+    "\tadc %rbp, %r12\n"
+    "\tadc %rax, %r13\n"
+    "\tadc %rdx, %r8\n"
+    "\tadc $0, %r9\n"
+    "\tmov 24(%rbx), %rcx\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 8(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r8\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r8\n"
+    "\tadc $0, %rdx\n"
+    "\tmov $0, %r10\n"
+    "\tadd %rdx, %r9\n"
+    "\tadc $0, %r10\n"
+    "\tmov %r11, %rax\n"
+    "\tmul %r15\n"
+    "\tmov %r11, %rcx\n"
+    "\tshl $32, %rcx\n"
+    "\tmov %r11, %rbp\n"
+    "\tshr $32, %rbp\n"
+    "\tadd %rcx, %r12\n"
+    "\tadc %rbp, %r13\n"
+    "\tadc %rax, %r8\n"
+    "\tadc %rdx, %r9\n"
+    "\tadc $0, %r10\n"
+    "\tmov $0xffffffff, %r14\n"
+    "\tmov %r12, %rax\n"
+    "\tmov %r13, %rdx\n"
+    "\tmov %r8, %rcx\n"
+    "\tmov %r9, %rbp\n"
+    "\tsub $-1, %rax\n"
+    "\tsbb %r14, %rdx\n"
+    "\tsbb $0, %rcx\n"
+    "\tsbb %r15, %rbp\n"
+    "\tsbb $0, %r10\n"
+    "\tcmovc %r12, %rax\n"
+    "\tcmovc %r13, %rdx\n"
+    "\tcmovc %r8, %rcx\n"
+    "\tcmovc %r9, %rbp\n"
+    "\tmov %rax, (%rdi)\n"
+    "\tmov %rdx, 8(%rdi)\n"
+    "\tmov %rcx, 16(%rdi)\n"
+    "\tmov %rbp, 24(%rdi)\n"
+    "\tpop %r15\n"
+    "\tpop %r14\n"
+    "\tpop %r13\n"
+    "\tpop %r12\n"
+    "\tpop %rbp\n"
+    "\tpop %rbx\n"
+    "\tret\n"
+    ".size agent_p256_x64_mul, .-agent_p256_x64_mul\n"
+    ".globl agent_p256_x64_add\n"
+    ".hidden agent_p256_x64_add\n"
+    ".type agent_p256_x64_add, @function\n"
+    ".p2align 4\n"
+    "agent_p256_x64_add:\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmov 8(%rsi), %rcx\n"
+    "\tmov 16(%rsi), %r8\n"
+    "\tmov 24(%rsi), %r9\n"
+    "\txor %r10d, %r10d\n"
+    "\tadd (%rdx), %rax\n"
+    "\tadc 8(%rdx), %rcx\n"
+    "\tadc 16(%rdx), %r8\n"
+    "\tadc 24(%rdx), %r9\n"
+    "\tadc $0, %r10\n"
+    "\tmov %rax, (%rdi)\n"
+    "\tmov %rcx, 8(%rdi)\n"
+    "\tmov %r8, 16(%rdi)\n"
+    "\tmov %r9, 24(%rdi)\n"
+    "\tmov $0xffffffff, %r11\n"
+    "\tmovabs $0xffffffff00000001, %rdx\n"
+    "\tsub $-1, %rax\n"
+    "\tsbb %r11, %rcx\n"
+    "\tsbb $0, %r8\n"
+    "\tsbb %rdx, %r9\n"
+    "\tsbb $0, %r10\n"
+    "\tcmovc (%rdi), %rax\n"
+    "\tcmovc 8(%rdi), %rcx\n"
+    "\tcmovc 16(%rdi), %r8\n"
+    "\tcmovc 24(%rdi), %r9\n"
+    "\tmov %rax, (%rdi)\n"
+    "\tmov %rcx, 8(%rdi)\n"
+    "\tmov %r8, 16(%rdi)\n"
+    "\tmov %r9, 24(%rdi)\n"
+    "\tret\n"
+    ".size agent_p256_x64_add, .-agent_p256_x64_add\n"
+    ".globl agent_p256_x64_sub\n"
+    ".hidden agent_p256_x64_sub\n"
+    ".type agent_p256_x64_sub, @function\n"
+    ".p2align 4\n"
+    "agent_p256_x64_sub:\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmov 8(%rsi), %rcx\n"
+    "\tmov 16(%rsi), %r8\n"
+    "\tmov 24(%rsi), %r9\n"
+    "\tsub (%rdx), %rax\n"
+    "\tsbb 8(%rdx), %rcx\n"
+    "\tsbb 16(%rdx), %r8\n"
+    "\tsbb 24(%rdx), %r9\n"
+    "\tsbb %r10, %r10\n"
+    "\tmov %r10, %r11\n"
+    "\tshr $32, %r11\n"
+    "\tmovabs $0xffffffff00000001, %rdx\n"
+    "\tand %r10, %rdx\n"
+    "\tadd %r10, %rax\n"
+    "\tadc %r11, %rcx\n"
+    "\tadc $0, %r8\n"
+    "\tadc %rdx, %r9\n"
+    "\tmov %rax, (%rdi)\n"
+    "\tmov %rcx, 8(%rdi)\n"
+    "\tmov %r8, 16(%rdi)\n"
+    "\tmov %r9, 24(%rdi)\n"
+    "\tret\n"
+    ".size agent_p256_x64_sub, .-agent_p256_x64_sub\n"
+    ".globl agent_p256_x64_scmul\n"
+    ".hidden agent_p256_x64_scmul\n"
+    ".type agent_p256_x64_scmul, @function\n"
+    ".p2align 4\n"
+    "agent_p256_x64_scmul:\n"
+    "\tpush %rbx\n"
+    "\tpush %rbp\n"
+    "\tpush %r12\n"
+    "\tpush %r13\n"
+    "\tpush %r14\n"
+    "\tpush %r15\n"
+    "\tmov %rdx, %rbx\n"
+    "\tmovabs $0xccd1c8aaee00bc4f, %r15\n"
+    "\tmov 0(%rbx), %rcx\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tmov %rax, %r8\n"
+    "\tmov %rdx, %r9\n"
+    "\tmov 8(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r9\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r10\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r11\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r12\n"
+    "\txor %r13, %r13\n"
+    "\tmov %r8, %r14\n"
+    "\timul %r15, %r14\n"
+    "\tmovabs $0xf3b9cac2fc632551, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rax, %r8\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xbce6faada7179e84, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r9\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r9\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xffffffffffffffff, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xffffffff00000000, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rdx, %r12\n"
+    "\tadc $0, %r13\n"
+    "\tmov 8(%rbx), %rcx\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r9\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 8(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tmov $0, %r8\n"
+    "\tadd %rdx, %r13\n"
+    "\tadc $0, %r8\n"
+    "\tmov %r9, %r14\n"
+    "\timul %r15, %r14\n"
+    "\tmovabs $0xf3b9cac2fc632551, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rax, %r9\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xbce6faada7179e84, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xffffffffffffffff, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xffffffff00000000, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rdx, %r13\n"
+    "\tadc $0, %r8\n"
+    "\tmov 16(%rbx), %rcx\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 8(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tmov $0, %r9\n"
+    "\tadd %rdx, %r8\n"
+    "\tadc $0, %r9\n"
+    "\tmov %r10, %r14\n"
+    "\timul %r15, %r14\n"
+    "\tmovabs $0xf3b9cac2fc632551, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rax, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xbce6faada7179e84, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xffffffffffffffff, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xffffffff00000000, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rdx, %r8\n"
+    "\tadc $0, %r9\n"
+    "\tmov 24(%rbx), %rcx\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 8(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbp, %r8\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r8\n"
+    "\tadc $0, %rdx\n"
+    "\tmov $0, %r10\n"
+    "\tadd %rdx, %r9\n"
+    "\tadc $0, %r10\n"
+    "\tmov %r11, %r14\n"
+    "\timul %r15, %r14\n"
+    "\tmovabs $0xf3b9cac2fc632551, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xbce6faada7179e84, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xffffffffffffffff, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tmovabs $0xffffffff00000000, %rax\n"
+    "\tmul %r14\n"
+    "\tadd %rbp, %r8\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r8\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rdx, %r9\n"
+    "\tadc $0, %r10\n"
+    "\tmov %r12, %rax\n"
+    "\tmov %r13, %rdx\n"
+    "\tmov %r8, %rcx\n"
+    "\tmov %r9, %rbp\n"
+    "\tmovabs $0xf3b9cac2fc632551, %r14\n"
+    "\tsub %r14, %rax\n"
+    "\tmovabs $0xbce6faada7179e84, %r14\n"
+    "\tsbb %r14, %rdx\n"
+    "\tsbb $-1, %rcx\n"
+    "\tmovabs $0xffffffff00000000, %r14\n"
+    "\tsbb %r14, %rbp\n"
+    "\tsbb $0, %r10\n"
+    "\tcmovc %r12, %rax\n"
+    "\tcmovc %r13, %rdx\n"
+    "\tcmovc %r8, %rcx\n"
+    "\tcmovc %r9, %rbp\n"
+    "\tmov %rax, (%rdi)\n"
+    "\tmov %rdx, 8(%rdi)\n"
+    "\tmov %rcx, 16(%rdi)\n"
+    "\tmov %rbp, 24(%rdi)\n"
+    "\tpop %r15\n"
+    "\tpop %r14\n"
+    "\tpop %r13\n"
+    "\tpop %r12\n"
+    "\tpop %rbp\n"
+    "\tpop %rbx\n"
+    "\tret\n"
+    ".size agent_p256_x64_scmul, .-agent_p256_x64_scmul\n"
+);
+#define fe_mul agent_p256_x64_mul
+#define fe_add agent_p256_x64_add
+#define fe_sub agent_p256_x64_sub
+#define P256_SC_MUL_ASM
+#else
+#if LB == 64
+/* z = a b R^-1 mod p, 64-bit limbs: the product (16 multiplications), then
+ * four Montgomery steps that use the shape of p = 2^256 - 2^224 + 2^192 +
+ * 2^96 - 1: with q = the low limb, q p = q 2^256 - q 2^224 + q 2^192 +
+ * q 2^96 - q, so adding q p clears the low limb with a carry of q, adds
+ * q 2^32 to the next limb, nothing to the one after and q (2^64 - 2^32 + 1)
+ * to the fourth: one multiplication per step. */
+static NOINLINE void fe_mul(fe z, const fe a, const fe b)
+{
+    limb r[8], c, hi = 0;
+    dlimb t;
+    int i, j;
+
+    t = 0;
+    UNROLL
+    for (j = 0; j < 4; j++) {
+        t += (dlimb) a[j] * b[0];
+        r[j] = (limb) t;
+        t >>= 64;
+    }
+    r[4] = (limb) t;
+    UNROLL
+    for (i = 1; i < 4; i++) {
+        t = 0;
+        UNROLL
+        for (j = 0; j < 4; j++) {
+            t += (dlimb) a[j] * b[i] + r[i + j];
+            r[i + j] = (limb) t;
+            t >>= 64;
+        }
+        r[i + 4] = (limb) t;
+    }
+    UNROLL
+    for (i = 0; i < 4; i++) {
+        limb q = r[i];
+        t = (dlimb) r[i + 1] + (q << 32);
+        r[i + 1] = (limb) t;
+        t >>= 64;
+        t += (dlimb) r[i + 2] + (q >> 32);
+        r[i + 2] = (limb) t;
+        t >>= 64;
+        t += (dlimb) r[i + 3] + (dlimb) q * 0xffffffff00000001ULL;
+        r[i + 3] = (limb) t;
+        t >>= 64;
+        UNROLL
+        for (j = i + 4; j < 8; j++) {
+            t += r[j];
+            r[j] = (limb) t;
+            t >>= 64;
+        }
+        hi += (limb) t;
+    }
+    /* r[4..7] + hi 2^256 < 2p */
+    c = mp_sub(z, r + 4, P);
+    fe_cmov(z, r + 4, (limb) 0 - (c & ~hi & 1));
+}
+#else
 static NOINLINE void fe_mul(fe z, const fe a, const fe b) { mont_mul(z, a, b, P, 1); }
-static void fe_sqr(fe z, const fe a) { fe_mul(z, a, a); }
+#endif
 static NOINLINE void fe_add(fe z, const fe a, const fe b) { mod_add(z, a, b, P); }
 static NOINLINE void fe_sub(fe z, const fe a, const fe b) { mod_sub(z, a, b, P); }
+#endif /* x86_64 assembly */
+static void fe_sqr(fe z, const fe a) { fe_mul(z, a, a); }
+#ifdef P256_SC_MUL_ASM
+#define sc_mul agent_p256_x64_scmul
+#else
 static NOINLINE void sc_mul(fe z, const fe a, const fe b) { mont_mul(z, a, b, N, N0); }
+#endif
 static void sc_add(fe z, const fe a, const fe b) { mod_add(z, a, b, N); }
 
 static void fe_sqr_n(fe z, const fe a, int n)
@@ -303,6 +919,7 @@ static void sc_inv(fe z, const fe a)
 
 static void mp_from_bytes(fe z, const uint8_t b[32])
 {
+    UNROLL
     for (int i = 0; i < NL; i++) {
         limb v = 0;
         for (int j = 0; j < LB / 8; j++) {
@@ -314,6 +931,7 @@ static void mp_from_bytes(fe z, const uint8_t b[32])
 
 static void mp_to_bytes(uint8_t b[32], const fe z)
 {
+    UNROLL
     for (int i = 0; i < NL; i++) {
         for (int j = 0; j < LB / 8; j++) {
             b[31 - i * (LB / 8) - j] = (uint8_t) (z[i] >> (8 * j));
@@ -690,6 +1308,7 @@ static void mul_double_vt(jac *r, const fe u1, const fe u2, const fe qx, const f
             }
         }
         naf[i] = (signed char) d;
+        UNROLL
         for (int j = 0; j < NL - 1; j++) {
             k[j] = (k[j] >> 1) | (k[j + 1] << (LB - 1));
         }
@@ -700,6 +1319,7 @@ static void mul_double_vt(jac *r, const fe u1, const fe u2, const fe qx, const f
     memcpy(tab[0].y, qy, sizeof(fe));
     memcpy(tab[0].z, ONE_M, sizeof(fe));
     jac_dbl(&q2, &tab[0]);
+    UNROLL
     for (i = 1; i < 8; i++) {
         jac_add_vt(&tab[i], &tab[i - 1], &q2);
     }
