@@ -123,6 +123,9 @@ int main(int argc, char **argv)
         }
         return run(im, what, atol(argv[3])) != 0;
     }
+#ifndef HAVE_REF
+    printf("p256-m reference: skipped (p256-m.c not found, see p256.mk)\n");
+#endif
     printf("%-8s %12s %12s", "", "ours op/s", "us/op");
 #ifdef HAVE_REF
     printf(" %12s %12s %8s", "p256-m op/s", "us/op", "speedup");
