@@ -51,15 +51,34 @@ typedef struct {
     fe x, y, z;
 } jac;
 
+/* P256_SMALL (the default with -Os): the size of the object first. The
+ * Montgomery multiplication loops stay unrolled (most of the time is there),
+ * the other limb loops are not, and multiplication mod p and mod n share one
+ * function where there is no assembly. */
+#ifndef P256_SMALL
+#ifdef __OPTIMIZE_SIZE__
+#define P256_SMALL 1
+#else
+#define P256_SMALL 0
+#endif
+#endif
+
 #if defined(__GNUC__)
-/* the limb loops fully unrolled (gcc does not at -O2 nor -Os otherwise) */
-#define UNROLL _Pragma("GCC unroll 16")
+/* limb loops fully unrolled (gcc does not at -O2 nor -Os otherwise) */
+#define HOT_UNROLL _Pragma("GCC unroll 16")
 #define INLINE static inline __attribute__((always_inline))
 #define NOINLINE __attribute__((noinline))
 #else
-#define UNROLL
+#define HOT_UNROLL
 #define INLINE static inline
 #define NOINLINE
+#endif
+#if P256_SMALL
+#define UNROLL
+#define HELPER static __attribute__((unused))
+#else
+#define UNROLL HOT_UNROLL
+#define HELPER INLINE
 #endif
 
 static const fe P = { C64(0xffffffffffffffffULL), C64(0x00000000ffffffffULL),
@@ -94,7 +113,7 @@ static const limb COMB[31][2][NL] = {
 /* ------------------------------------------------------------------------ */
 /* Multiprecision helpers, constant time                                     */
 
-static void zeroize(void *p, size_t n)
+static NOINLINE void zeroize(void *p, size_t n)
 {
     volatile unsigned char *v = (volatile unsigned char *) p;
     while (n--) {
@@ -103,12 +122,12 @@ static void zeroize(void *p, size_t n)
 }
 
 /* All ones if x == 0, else 0, without a branch. */
-INLINE limb mask_zero(limb x)
+HELPER limb mask_zero(limb x)
 {
     return ((limb) ((~x & (x - 1)) >> (LB - 1))) * (limb) -1;
 }
 
-INLINE limb fe_is_zero(const fe a)
+HELPER limb fe_is_zero(const fe a)
 {
     limb acc = 0;
     UNROLL
@@ -118,7 +137,7 @@ INLINE limb fe_is_zero(const fe a)
     return mask_zero(acc);
 }
 
-INLINE limb fe_eq(const fe a, const fe b)
+HELPER limb fe_eq(const fe a, const fe b)
 {
     limb acc = 0;
     UNROLL
@@ -129,7 +148,7 @@ INLINE limb fe_eq(const fe a, const fe b)
 }
 
 /* z = mask ? a : z */
-INLINE void fe_cmov(fe z, const fe a, limb mask)
+HELPER void fe_cmov(fe z, const fe a, limb mask)
 {
     UNROLL
     for (int i = 0; i < NL; i++) {
@@ -137,7 +156,7 @@ INLINE void fe_cmov(fe z, const fe a, limb mask)
     }
 }
 
-INLINE limb mp_add(limb *z, const limb *a, const limb *b)
+HELPER limb mp_add(limb *z, const limb *a, const limb *b)
 {
     dlimb c = 0;
     UNROLL
@@ -150,7 +169,7 @@ INLINE limb mp_add(limb *z, const limb *a, const limb *b)
 }
 
 /* z = a - b, returns the borrow (0 or 1) */
-INLINE limb mp_sub(limb *z, const limb *a, const limb *b)
+HELPER limb mp_sub(limb *z, const limb *a, const limb *b)
 {
     dlimb c = 0;
     UNROLL
@@ -163,7 +182,7 @@ INLINE limb mp_sub(limb *z, const limb *a, const limb *b)
 }
 
 /* z = a + b mod m, for a, b < m */
-INLINE void mod_add(fe z, const fe a, const fe b, const fe m)
+HELPER void mod_add(fe z, const fe a, const fe b, const fe m)
 {
     fe t;
     limb c = mp_add(z, a, b);
@@ -174,7 +193,7 @@ INLINE void mod_add(fe z, const fe a, const fe b, const fe m)
 }
 
 /* z = a - b mod m, for a, b < m */
-INLINE void mod_sub(fe z, const fe a, const fe b, const fe m)
+HELPER void mod_sub(fe z, const fe a, const fe b, const fe m)
 {
     fe t;
     limb bo = mp_sub(z, a, b);
@@ -192,14 +211,14 @@ INLINE void mont_mul(fe z, const fe a, const fe b, const fe m, limb m0)
     limb t[NL + 2];
     int i, j;
 
-    UNROLL
+    HOT_UNROLL
     for (i = 0; i < NL + 2; i++) {
         t[i] = 0;
     }
     UNROLL
     for (i = 0; i < NL; i++) {
         dlimb c = 0;
-        UNROLL
+        HOT_UNROLL
         for (j = 0; j < NL; j++) {
             c += (dlimb) a[j] * b[i] + t[j];
             t[j] = (limb) c;
@@ -212,7 +231,7 @@ INLINE void mont_mul(fe z, const fe a, const fe b, const fe m, limb m0)
         limb q = t[0] * m0;
         c = (dlimb) q * m[0] + t[0];
         c >>= LB;
-        UNROLL
+        HOT_UNROLL
         for (j = 1; j < NL; j++) {
             c += (dlimb) q * m[j] + t[j];
             t[j - 1] = (limb) c;
@@ -767,6 +786,17 @@ __asm__(
 #define fe_add agent_p256_x64_add
 #define fe_sub agent_p256_x64_sub
 #define P256_SC_MUL_ASM
+#elif P256_SMALL
+/* one Montgomery multiplication for p and n */
+static NOINLINE void mont_mul_g(fe z, const fe a, const fe b, const fe m, limb m0)
+{
+    mont_mul(z, a, b, m, m0);
+}
+static NOINLINE void fe_mul(fe z, const fe a, const fe b) { mont_mul_g(z, a, b, P, 1); }
+static NOINLINE void sc_mul(fe z, const fe a, const fe b) { mont_mul_g(z, a, b, N, N0); }
+#define P256_SC_MUL_DONE
+static NOINLINE void fe_add(fe z, const fe a, const fe b) { mod_add(z, a, b, P); }
+static NOINLINE void fe_sub(fe z, const fe a, const fe b) { mod_sub(z, a, b, P); }
 #else
 #if LB == 64
 /* z = a b R^-1 mod p, 64-bit limbs: the product (16 multiplications), then
@@ -782,17 +812,17 @@ static NOINLINE void fe_mul(fe z, const fe a, const fe b)
     int i, j;
 
     t = 0;
-    UNROLL
+    HOT_UNROLL
     for (j = 0; j < 4; j++) {
         t += (dlimb) a[j] * b[0];
         r[j] = (limb) t;
         t >>= 64;
     }
     r[4] = (limb) t;
-    UNROLL
+    HOT_UNROLL
     for (i = 1; i < 4; i++) {
         t = 0;
-        UNROLL
+        HOT_UNROLL
         for (j = 0; j < 4; j++) {
             t += (dlimb) a[j] * b[i] + r[i + j];
             r[i + j] = (limb) t;
@@ -800,7 +830,7 @@ static NOINLINE void fe_mul(fe z, const fe a, const fe b)
         }
         r[i + 4] = (limb) t;
     }
-    UNROLL
+    HOT_UNROLL
     for (i = 0; i < 4; i++) {
         limb q = r[i];
         t = (dlimb) r[i + 1] + (q << 32);
@@ -812,7 +842,7 @@ static NOINLINE void fe_mul(fe z, const fe a, const fe b)
         t += (dlimb) r[i + 3] + (dlimb) q * 0xffffffff00000001ULL;
         r[i + 3] = (limb) t;
         t >>= 64;
-        UNROLL
+        HOT_UNROLL
         for (j = i + 4; j < 8; j++) {
             t += r[j];
             r[j] = (limb) t;
@@ -833,6 +863,7 @@ static NOINLINE void fe_sub(fe z, const fe a, const fe b) { mod_sub(z, a, b, P);
 static void fe_sqr(fe z, const fe a) { fe_mul(z, a, a); }
 #ifdef P256_SC_MUL_ASM
 #define sc_mul agent_p256_x64_scmul
+#elif defined(P256_SC_MUL_DONE)
 #else
 static NOINLINE void sc_mul(fe z, const fe a, const fe b) { mont_mul(z, a, b, N, N0); }
 #endif
