@@ -51,12 +51,12 @@ typedef struct {
     fe x, y, z;
 } jac;
 
-/* P256_SMALL (the default with -Os): the size of the object first. The
- * Montgomery multiplication loops stay unrolled (most of the time is there),
- * the other limb loops are not, and multiplication mod p and mod n share one
- * function where there is no assembly. */
+/* P256_SMALL (the default with -Os on ARM): the size of the object first.
+ * The inner loop of the Montgomery multiplication stays unrolled, the other
+ * limb loops do not, and multiplication mod p and mod n share one function
+ * (README.md: the trade-off measured). x86_64 (assembly) is built for speed. */
 #ifndef P256_SMALL
-#ifdef __OPTIMIZE_SIZE__
+#if defined(__OPTIMIZE_SIZE__) && !defined(__x86_64__)
 #define P256_SMALL 1
 #else
 #define P256_SMALL 0
@@ -215,7 +215,9 @@ INLINE void mont_mul(fe z, const fe a, const fe b, const fe m, limb m0)
     for (i = 0; i < NL + 2; i++) {
         t[i] = 0;
     }
-    UNROLL
+#if !P256_SMALL
+    HOT_UNROLL
+#endif
     for (i = 0; i < NL; i++) {
         dlimb c = 0;
         HOT_UNROLL
@@ -254,11 +256,14 @@ INLINE void mont_mul(fe z, const fe a, const fe b, const fe m, limb m0)
  * one reduction step (q = the low limb; q p = q 2^256 - q 2^224 + q 2^192 +
  * q 2^96 - q: add q 2^32 at limb 1 and q (2^64 - 2^32 + 1) at limb 3). The
  * final subtraction of p, in fe_add too, is selected by cmov. Montgomery
- * multiplication mod n (sc_mul) is the generic one (CIOS, q = t0 n0). */
+ * multiplication mod n (sc_mul) is the generic one (CIOS, q = t0 n0).
+ * Squaring: 6 cross products doubled plus 4 squares, then the same four
+ * reduction steps on the low half, and the high half added. */
 void agent_p256_x64_mul(limb *z, const limb *a, const limb *b);
 void agent_p256_x64_add(limb *z, const limb *a, const limb *b);
 void agent_p256_x64_sub(limb *z, const limb *a, const limb *b);
 void agent_p256_x64_scmul(limb *z, const limb *a, const limb *b);
+void agent_p256_x64_sqr(limb *z, const limb *a);
 __asm__(
     ".text\n"
     ".globl agent_p256_x64_mul\n"
@@ -516,6 +521,161 @@ __asm__(
     "\tmov %r9, 24(%rdi)\n"
     "\tret\n"
     ".size agent_p256_x64_sub, .-agent_p256_x64_sub\n"
+    ".globl agent_p256_x64_sqr\n"
+    ".hidden agent_p256_x64_sqr\n"
+    ".type agent_p256_x64_sqr, @function\n"
+    ".p2align 4\n"
+    "agent_p256_x64_sqr:\n"
+    "\tpush %rbx\n"
+    "\tpush %rbp\n"
+    "\tpush %r12\n"
+    "\tpush %r13\n"
+    "\tpush %r14\n"
+    "\tpush %r15\n"
+    "\tmov (%rsi), %rcx\n"
+    "\tmov 8(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tmov %rax, %r9\n"
+    "\tmov %rdx, %r10\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r11\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r12\n"
+    "\tmov 8(%rsi), %rcx\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %rbx\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rbx, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tadd %rax, %r12\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r13\n"
+    "\tmov 16(%rsi), %rcx\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %rax, %r13\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r14\n"
+    "\txor %r15d, %r15d\n"
+    "\tadd %r9, %r9\n"
+    "\tadc %r10, %r10\n"
+    "\tadc %r11, %r11\n"
+    "\tadc %r12, %r12\n"
+    "\tadc %r13, %r13\n"
+    "\tadc %r14, %r14\n"
+    "\tadc $0, %r15\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmul %rax\n"
+    "\tmov %rax, %r8\n"
+    "\tmov %rdx, %rcx\n"
+    "\tmov 8(%rsi), %rax\n"
+    "\tmul %rax\n"
+    "\tmov %rax, %rbx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tadd %rcx, %r9\n"
+    "\tadc %rbx, %r10\n"
+    "\tadc %rbp, %r11\n"
+    "\tsbb %rcx, %rcx\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rax\n"
+    "\tmov %rax, %rbx\n"
+    "\tmov %rdx, %rbp\n"
+    "\tneg %rcx\n"
+    "\tadc %rbx, %r12\n"
+    "\tadc %rbp, %r13\n"
+    "\tsbb %rcx, %rcx\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rax\n"
+    "\tneg %rcx\n"
+    "\tadc %rax, %r14\n"
+    "\tadc %rdx, %r15\n"
+    "\tmovabs $0xffffffff00000001, %rbx\n"
+    "\tmov %r8, %rax\n"
+    "\tmul %rbx\n"
+    "\tmov %r8, %rcx\n"
+    "\tshl $32, %rcx\n"
+    "\tmov %r8, %rbp\n"
+    "\tshr $32, %rbp\n"
+    "\tadd %rcx, %r9\n"
+    "\tadc %rbp, %r10\n"
+    "\tadc %rax, %r11\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r8\n"
+    "\tmov %r9, %rax\n"
+    "\tmul %rbx\n"
+    "\tmov %r9, %rcx\n"
+    "\tshl $32, %rcx\n"
+    "\tmov %r9, %rbp\n"
+    "\tshr $32, %rbp\n"
+    "\tadd %rcx, %r10\n"
+    "\tadc %rbp, %r11\n"
+    "\tadc %rax, %r8\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r9\n"
+    "\tmov %r10, %rax\n"
+    "\tmul %rbx\n"
+    "\tmov %r10, %rcx\n"
+    "\tshl $32, %rcx\n"
+    "\tmov %r10, %rbp\n"
+    "\tshr $32, %rbp\n"
+    "\tadd %rcx, %r11\n"
+    "\tadc %rbp, %r8\n"
+    "\tadc %rax, %r9\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r10\n"
+    "\tmov %r11, %rax\n"
+    "\tmul %rbx\n"
+    "\tmov %r11, %rcx\n"
+    "\tshl $32, %rcx\n"
+    "\tmov %r11, %rbp\n"
+    "\tshr $32, %rbp\n"
+    "\tadd %rcx, %r8\n"
+    "\tadc %rbp, %r9\n"
+    "\tadc %rax, %r10\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rdx, %r11\n"
+    "\txor %ecx, %ecx\n"
+    "\tadd %r12, %r8\n"
+    "\tadc %r13, %r9\n"
+    "\tadc %r14, %r10\n"
+    "\tadc %r15, %r11\n"
+    "\tadc $0, %rcx\n"
+    "\tmov $0xffffffff, %r14\n"
+    "\tmov %r8, %rax\n"
+    "\tmov %r9, %rdx\n"
+    "\tmov %r10, %r12\n"
+    "\tmov %r11, %rbp\n"
+    "\tsub $-1, %rax\n"
+    "\tsbb %r14, %rdx\n"
+    "\tsbb $0, %r12\n"
+    "\tsbb %rbx, %rbp\n"
+    "\tsbb $0, %rcx\n"
+    "\tcmovc %r8, %rax\n"
+    "\tcmovc %r9, %rdx\n"
+    "\tcmovc %r10, %r12\n"
+    "\tcmovc %r11, %rbp\n"
+    "\tmov %rax, (%rdi)\n"
+    "\tmov %rdx, 8(%rdi)\n"
+    "\tmov %r12, 16(%rdi)\n"
+    "\tmov %rbp, 24(%rdi)\n"
+    "\tpop %r15\n"
+    "\tpop %r14\n"
+    "\tpop %r13\n"
+    "\tpop %r12\n"
+    "\tpop %rbp\n"
+    "\tpop %rbx\n"
+    "\tret\n"
+    ".size agent_p256_x64_sqr, .-agent_p256_x64_sqr\n"
     ".globl agent_p256_x64_scmul\n"
     ".hidden agent_p256_x64_scmul\n"
     ".type agent_p256_x64_scmul, @function\n"
@@ -786,6 +946,7 @@ __asm__(
 #define fe_add agent_p256_x64_add
 #define fe_sub agent_p256_x64_sub
 #define P256_SC_MUL_ASM
+#define fe_sqr agent_p256_x64_sqr
 #elif P256_SMALL
 /* one Montgomery multiplication for p and n */
 static NOINLINE void mont_mul_g(fe z, const fe a, const fe b, const fe m, limb m0)
@@ -859,8 +1020,8 @@ static NOINLINE void fe_mul(fe z, const fe a, const fe b) { mont_mul(z, a, b, P,
 #endif
 static NOINLINE void fe_add(fe z, const fe a, const fe b) { mod_add(z, a, b, P); }
 static NOINLINE void fe_sub(fe z, const fe a, const fe b) { mod_sub(z, a, b, P); }
-#endif /* x86_64 assembly */
 static void fe_sqr(fe z, const fe a) { fe_mul(z, a, a); }
+#endif /* x86_64 assembly */
 #ifdef P256_SC_MUL_ASM
 #define sc_mul agent_p256_x64_scmul
 #elif defined(P256_SC_MUL_DONE)
