@@ -1020,8 +1020,10 @@ static NOINLINE void fe_mul(fe z, const fe a, const fe b) { mont_mul(z, a, b, P,
 #endif
 static NOINLINE void fe_add(fe z, const fe a, const fe b) { mod_add(z, a, b, P); }
 static NOINLINE void fe_sub(fe z, const fe a, const fe b) { mod_sub(z, a, b, P); }
-static void fe_sqr(fe z, const fe a) { fe_mul(z, a, a); }
 #endif /* x86_64 assembly */
+#ifndef fe_sqr
+static void fe_sqr(fe z, const fe a) { fe_mul(z, a, a); }
+#endif
 #ifdef P256_SC_MUL_ASM
 #define sc_mul agent_p256_x64_scmul
 #elif defined(P256_SC_MUL_DONE)

@@ -8,7 +8,8 @@
  * key, r and s); the test declares the outputs defined.
  *
  * Built for x86_64 only (run natively under valgrind), with both radices: the
- * release's 4 x 64 (with its assembly) and the 8 x 32 of armv7 (l32_*).
+ * release's 4 x 64 (with its assembly) and the 8 x 32 of armv7 (l32_*, built
+ * with P256_SMALL like armv7).
  *
  *   valgrind -q --error-exitcode=3 ct_p256
  *
