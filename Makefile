@@ -20,6 +20,7 @@ include cross/release.mk
 include cross/host.mk
 include cross/interop/interop.mk
 include cross/chachapoly/chachapoly.mk
+include cross/p256/p256.mk
 include bench/bench.mk
 include Fuzz/fuzz.mk
 include packaging/packaging.mk
@@ -52,6 +53,7 @@ test: deps
 	@bash tests/step.sh unit $(MAKE) --no-print-directory unit
 	$(MAKE) release
 	@bash tests/step.sh chachapoly $(MAKE) --no-print-directory test-chachapoly
+	@bash tests/step.sh p256 $(MAKE) --no-print-directory test-p256
 	@bash tests/step.sh release $(MAKE) --no-print-directory test-release
 	@bash tests/step.sh integration $(MAKE) --no-print-directory test-integration
 	@bash tests/step.sh fuzz $(MAKE) --no-print-directory fuzz-regress

@@ -54,12 +54,16 @@ fuzz-regress: fuzz-build
 # the project's configuration like every other build; our ChaCha20/Poly1305
 # objects (its ALT) beside it, instrumented the same way.
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address
+FUZZ_P256_OBJS := $(FUZZ_B)/alt/p256-p256.o $(FUZZ_B)/alt/p256-psa_random.o
 FUZZ_ALT_OBJS := $(patsubst $(CHACHA_DIR)/%.c,$(FUZZ_B)/alt/chacha-%.o,$(CHACHA_SRCS)) $(FUZZ_P256_OBJS)
 $(FUZZ_MBED)/lib/libmbedtls.a: $(FUZZ_MBED_SRC)/include/mbedtls/version.h $(MBED_CONFIG)
 	AGENT_P256_OURS=$(P256_OURS) bash cross/build-mbedtls.sh $(FUZZ_MBED_SRC) $(FUZZ_MBED) $(FUZZ_CC) ar \
 	  $(FUZZ_CFLAGS) $(CHACHA_INC)
 	rm -rf $(FUZZ_B)/module-cache   # C modules compiled against the old headers
 $(FUZZ_MBED)/lib/libmbedx509.a $(FUZZ_MBED)/lib/libmbedcrypto.a: $(FUZZ_MBED)/lib/libmbedtls.a
+$(FUZZ_B)/alt/p256-%.o: $(P256_DIR)/%.c $(P256_HDRS) $(FUZZ_MBED)/lib/libmbedtls.a
+	mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I $(FUZZ_MBED)/include $(CHACHA_INC) -c $< -o $@
 $(FUZZ_B)/alt/chacha-%.o: $(CHACHA_DIR)/%.c $(CHACHA_HDRS) $(FUZZ_MBED)/lib/libmbedtls.a
 	mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I $(FUZZ_MBED)/include $(CHACHA_INC) -c $< -o $@

@@ -11,6 +11,7 @@ HOST_B     := $(CROSS_DIR)/host
 HOST_MBED  := $(HOST_B)/mbedtls
 HOST_CC    := gcc
 HOST_CFLAGS := -O2 -fPIC -ffunction-sections -fdata-sections -DAGENT_MBEDTLS_THREADING
+HOST_P256_OBJS := $(HOST_B)/alt/p256-p256.o $(HOST_B)/alt/p256-psa_random.o
 HOST_ALT_OBJS = $(patsubst $(CHACHA_DIR)/%.c,$(HOST_B)/alt/chacha-%.o,$(CHACHA_SRCS)) $(HOST_P256_OBJS)
 
 .PHONY: host-mbedtls
@@ -21,6 +22,10 @@ $(HOST_MBED)/lib/libmbedtls.a: $(MBED_SRC)/include/mbedtls/version.h $(MBED_CONF
 	  $(HOST_CFLAGS) $(CHACHA_INC)
 
 $(HOST_B)/alt/chacha-%.o: $(CHACHA_DIR)/%.c $(CHACHA_HDRS) $(HOST_MBED)/lib/libmbedtls.a
+	mkdir -p $(@D)
+	$(HOST_CC) $(HOST_CFLAGS) -I $(HOST_MBED)/include $(CHACHA_INC) -c $< -o $@
+
+$(HOST_B)/alt/p256-%.o: $(P256_DIR)/%.c $(P256_HDRS) $(HOST_MBED)/lib/libmbedtls.a
 	mkdir -p $(@D)
 	$(HOST_CC) $(HOST_CFLAGS) -I $(HOST_MBED)/include $(CHACHA_INC) -c $< -o $@
 

@@ -134,7 +134,7 @@ $$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/li
 build/agent-$(1): $$($(1)_B)/swift.stamp $$($(1)_B)/cshims.o $$($(1)_B)/buildinfo.o
 	mkdir -p build
 	$$($(1)_CCX) -static -fuse-ld=lld -B$(SWIFT_TC)/bin -Wl,--no-dynamic-linker -Wl,--gc-sections -Wl,--icf=all \
-	  $$($(1)_B)/agent-all.o $$($(1)_B)/cshims.o $$($(1)_B)/buildinfo.o $$($(1)_CHACHA_OBJS) \
+	  $$($(1)_B)/agent-all.o $$($(1)_B)/cshims.o $$($(1)_B)/buildinfo.o $$($(1)_CHACHA_OBJS) $$($(1)_P256_OBJS) \
 	  $$($(1)_MBED)/lib/libmbedtls.a $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a \
 	  $(SWIFT_TC)/lib/swift/embedded/$$($(1)_SWIFT_TRIPLE)/libswiftUnicodeDataTables.a -lm \
 	  -o $$@.unstripped
@@ -162,3 +162,25 @@ endef
 
 $(foreach a,$(RELEASE_ARCHES),$(eval $(call chacha_rules,$(a))))
 
+
+# Our P-256 (cross/p256/README.md) behind mbedTLS's PSA driver glue for p256-m
+# (MBEDTLS_PSA_P256M_DRIVER_ENABLED): build-mbedtls.sh takes p256-m's own core
+# out of libmbedcrypto.a (P256_OURS=1) and these objects go into every link.
+# x86_64 (room in its budget) builds it for speed, the devices' targets for size.
+P256_DIR  := cross/p256
+P256_OURS := 1
+P256_HDRS := $(wildcard $(P256_DIR)/*.h)
+x86_64_P256OPT  := -O2
+aarch64_P256OPT := -Os
+armv7_P256OPT   := -Os
+
+# $(call p256_rules,ARCH)
+define p256_rules
+$(1)_P256_OBJS := $$($(1)_B)/p256-p256.o $$($(1)_B)/p256-psa_random.o
+$$($(1)_B)/p256-%.o: $(P256_DIR)/%.c $(P256_HDRS) $$($(1)_MBED)/lib/libmbedtls.a
+	mkdir -p $$(@D)
+	$$($(1)_CCX) $$($(1)_P256OPT) -ffunction-sections -fdata-sections -I $$($(1)_MBED)/include $(CHACHA_INC) -c $$< -o $$@
+build/agent-$(1): $$($(1)_P256_OBJS)
+endef
+
+$(foreach a,$(RELEASE_ARCHES),$(eval $(call p256_rules,$(a))))
