@@ -19,8 +19,8 @@ deps:
 include cross/release.mk
 include cross/host.mk
 include cross/interop/interop.mk
-include cross/chachapoly/chachapoly.mk
 include cross/p256/p256.mk
+include cross/chachapoly/chachapoly.mk
 include bench/bench.mk
 include Fuzz/fuzz.mk
 include packaging/packaging.mk
