@@ -820,7 +820,8 @@ def idle_devices_run(agent_bin, work, results):
     before = rss_kib(relay.pid)
     n = CFG["idle_devices"]
     tool = subprocess.Popen([sys.executable, os.path.join(HERE, "idle_devices.py"), "--relay", "%s:%d" % (HOST, port),
-                             "--pin", pin, "--count", str(n), "--concurrency", "32", "--hold", "240"],
+                             "--pin", pin, "--count", str(n), "--concurrency", "32", "--hold", "240",
+                             "--rate", "45"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(os.path.join(d, "tool.log"), "w"),
                             text=True)
     PROCS.items.append(("idle-devices", tool))

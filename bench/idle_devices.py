@@ -131,10 +131,13 @@ class Devices:
         self.failed += 1
         self.errors[what] = self.errors.get(what, 0) + 1
 
-    async def device(self, sem):
+    async def device(self, sem, start=None):
         """One device: its first attempt counts in `connected`/`failed`; with --reconnect it
-        comes back with the same key after losing the relay (backoff 0.5 s doubling to 8 s, jittered)."""
+        comes back with the same key after losing the relay (backoff 0.5 s doubling to 8 s, jittered).
+        `start`: the monotonic time of its first attempt (--rate)."""
         key, cert = make_identity()
+        if start is not None:
+            await asyncio.sleep(max(0.0, start - time.monotonic()))
         first = True
         backoff = 0.5
         while not self.stop.is_set():
@@ -214,7 +217,11 @@ class Devices:
     async def run(self):
         sem = asyncio.Semaphore(self.args.concurrency)
         t0 = time.monotonic()
-        tasks = [asyncio.create_task(self.device(sem)) for _ in range(self.args.count)]
+        # --rate: first attempts spread out, under the relay's enrollment rate (50 new keys
+        # a second after a burst of 200, docs/LIMITS.md).
+        rate = self.args.rate
+        tasks = [asyncio.create_task(self.device(sem, t0 + i / rate if rate else None))
+                 for i in range(self.args.count)]
         ctl = asyncio.create_task(self.control())
         # Wait until every device has connected or failed (bounded by --hold).
         while self.connected + self.failed < self.args.count and time.monotonic() - t0 < self.args.hold:
@@ -242,6 +249,7 @@ def main():
     ap.add_argument("--pin", help="sha256:HEX of the relay key (checked when given)")
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--rate", type=float, default=0.0, help="first attempts per second (0: as fast as allowed)")
     ap.add_argument("--hold", type=float, default=300.0, help="seconds before the tool exits on its own")
     ap.add_argument("--reconnect", action="store_true", help="devices come back after losing the relay")
     ap.add_argument("--curve", help="the only ECDHE group to offer (e.g. prime256v1)")

@@ -46,7 +46,7 @@ def one(agent, work, devices, idle_seconds):
     curve = ["--curve", "prime256v1"] if "mbedTLS 3." in version else []
     tool = subprocess.Popen([sys.executable, os.path.join(HERE, "idle_devices.py"), "--relay",
                              "%s:%d" % (HOST, path.relay_port), "--pin", path.pin, "--count", str(devices),
-                             "--concurrency", "32", "--hold", "600"] + curve,
+                             "--concurrency", "32", "--hold", "600", "--rate", "45"] + curve,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=open(os.path.join(work, "idle-tool.log"), "w"), text=True)
     bench.PROCS.items.append(("idle-devices", tool))
