@@ -40,6 +40,12 @@ if ! python3 -c 'import pytest' 2>/dev/null; then
   echo "deps: installing pytest" >&2
   python3 -m pip install -q pytest 2>/dev/null || missing+=(python3-pytest)
 fi
+# cross/p256's tests (OpenSSL's side of the differential tests) and the benchmarks' simulated
+# devices use the `cryptography` package.
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+  echo "deps: installing cryptography" >&2
+  python3 -m pip install -q cryptography 2>/dev/null || missing+=(python3-cryptography)
+fi
 
 if [ ${#missing[@]} -eq 0 ] && [ ${#need_arch[@]} -eq 0 ]; then
   exit 0
