@@ -58,6 +58,17 @@ CHACHA_SRCS := $(wildcard $(CHACHA_DIR)/*.c)
 CHACHA_HDRS := $(wildcard $(CHACHA_DIR)/*.h)
 CHACHA_INC  := -I$(CURDIR)/$(CHACHA_DIR)
 
+# Our P-256 (cross/p256/README.md) behind mbedTLS's PSA driver glue for p256-m
+# (MBEDTLS_PSA_P256M_DRIVER_ENABLED): build-mbedtls.sh takes p256-m's own core
+# out of libmbedcrypto.a (P256_OURS=1) and these objects go into every link.
+# x86_64 (room in its budget) builds it for speed, the devices' targets for size.
+P256_DIR  := cross/p256
+P256_OURS := 1
+P256_HDRS := $(wildcard $(P256_DIR)/*.h)
+x86_64_P256OPT  := -O2
+aarch64_P256OPT := -Os
+armv7_P256OPT   := -Os
+
 SWIFT_SOURCES  = $(shell find Sources -name '*.swift' | sort)
 empty :=
 space := $(empty) $(empty)
@@ -162,17 +173,6 @@ endef
 
 $(foreach a,$(RELEASE_ARCHES),$(eval $(call chacha_rules,$(a))))
 
-
-# Our P-256 (cross/p256/README.md) behind mbedTLS's PSA driver glue for p256-m
-# (MBEDTLS_PSA_P256M_DRIVER_ENABLED): build-mbedtls.sh takes p256-m's own core
-# out of libmbedcrypto.a (P256_OURS=1) and these objects go into every link.
-# x86_64 (room in its budget) builds it for speed, the devices' targets for size.
-P256_DIR  := cross/p256
-P256_OURS := 1
-P256_HDRS := $(wildcard $(P256_DIR)/*.h)
-x86_64_P256OPT  := -O2
-aarch64_P256OPT := -Os
-armv7_P256OPT   := -Os
 
 # $(call p256_rules,ARCH)
 define p256_rules
