@@ -23,7 +23,7 @@ def make(*args, timeout=120):
 def test_version_names_version_commit_and_mbedtls():
     r = run([AGENT, "--version"])
     assert r.returncode == 0
-    m = re.fullmatch(r"agent (\S+) \(commit (\S+), mbedTLS (2\.28\.\d+)\)\n", r.stdout)
+    m = re.fullmatch(r"agent (\S+) \(commit (\S+), mbedTLS (3\.6\.\d+)\)\n", r.stdout)
     assert m, r.stdout
     assert m.group(1) == version()
     head = run(["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"]).stdout.strip()
