@@ -41,7 +41,7 @@ $$($(1)_CT)/t-%.o: $(CHACHA_T)/%.c $(wildcard $(CHACHA_T)/*.h) $(CHACHA_HDRS) $(
 $$($(1)_CT)/test_chachapoly $$($(1)_CT)/bench_chachapoly: $$($(1)_CT)/%: $$($(1)_CT)/t-%.o $$($(1)_CT_REF) $$($(1)_CHACHA_OBJS) $$($(1)_MBED)/lib/libmbedtls.a
 	$$($(1)_CT_LINK) $$(filter %.o,$$^) $$($(1)_MBED)/lib/libmbedcrypto.a -o $$@
 
-$$($(1)_CT)/interop: $$($(1)_CT)/t-interop.o $$($(1)_INTEROP_OBJ) $$($(1)_CHACHA_OBJS) $$($(1)_MBED)/lib/libmbedtls.a
+$$($(1)_CT)/interop: $$($(1)_CT)/t-interop.o $$($(1)_INTEROP_OBJ) $$($(1)_CHACHA_OBJS) $$($(1)_P256_OBJS) $$($(1)_MBED)/lib/libmbedtls.a
 	$$($(1)_CT_LINK) $$(filter %.o,$$^) $$($(1)_MBED)/lib/libmbedtls.a \
 	  $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a -o $$@
 
