@@ -19,7 +19,7 @@ public final class PrivateKey {
     /// A fresh P-256 key.
     public static func generate(rng: Rng) throws(CryptoError) -> PrivateKey {
         let k = PrivateKey()
-        _ = rng  // PSA draws from its own generator (seeded from the same kernel source)
+        _ = rng  // PSA draws from the kernel directly (MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG), as Rng does
         try check("generate key", shim_pk_generate_p256(k.pk))
         return k
     }
