@@ -444,3 +444,127 @@ int shim_resolve_finish(int fd, struct sockaddr_storage *out, socklen_t *lens) {
     for (int i = 0; i < ans.count; i++) { out[i] = ans.addrs[i]; lens[i] = ans.lens[i]; }
     return ans.count;
 }
+
+/* ---- record buffers lent while data moves ------------------------------ */
+/* mbedTLS keeps a record buffer each way for the whole life of a session. A
+ * relay's idle tunnel needs neither between heartbeats, so the buffers can be
+ * taken out while nothing is buffered (shim_ssl_park) and given back before
+ * the next call into mbedTLS (shim_ssl_unpark). The pointers into a buffer (the
+ * 8-byte record counter lives at its start) are kept as offsets, with the bytes
+ * before the message (counter, header, IV). */
+#if defined(MBEDTLS_SSL_DTLS_CONNECTION_ID) || defined(MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH)
+#error "record buffer parking assumes fixed-size buffers without CID"
+#endif
+/* mbedTLS's buffers are content + header + at most 16 (IV) + 48 (MAC) + 256
+ * (padding) + 13 bytes: 512 covers them. */
+size_t shim_ssl_in_block(void) { return MBEDTLS_SSL_IN_CONTENT_LEN + 512; }
+size_t shim_ssl_out_block(void) { return MBEDTLS_SSL_OUT_CONTENT_LEN + 512; }
+
+#define PARK_PREFIX 64
+
+struct shim_parked {
+    size_t in_ctr, in_hdr, in_len, in_iv, in_msg;
+    size_t out_ctr, out_hdr, out_len, out_iv, out_msg;
+    unsigned char in_prefix[PARK_PREFIX], out_prefix[PARK_PREFIX];
+};
+
+size_t shim_parked_size(void) { return sizeof(struct shim_parked); }
+
+int shim_ssl_can_park(const mbedtls_ssl_context *ssl) {
+    return ssl->MBEDTLS_PRIVATE(in_buf) != NULL && ssl->MBEDTLS_PRIVATE(out_buf) != NULL
+        && mbedtls_ssl_is_handshake_over((mbedtls_ssl_context *)ssl)
+        && ssl->MBEDTLS_PRIVATE(in_left) == 0 && ssl->MBEDTLS_PRIVATE(in_offt) == NULL
+        /* nothing left of the last record, or only a handled handshake message that
+         * its next read drops without looking at the buffer */
+        && (ssl->MBEDTLS_PRIVATE(in_msglen) == 0
+            || (ssl->MBEDTLS_PRIVATE(in_hslen) != 0 && ssl->MBEDTLS_PRIVATE(in_hslen) >= ssl->MBEDTLS_PRIVATE(in_msglen)
+                && ssl->MBEDTLS_PRIVATE(badmac_seen_or_in_hsfraglen) == 0))
+        && ssl->MBEDTLS_PRIVATE(keep_current_message) == 0 && ssl->MBEDTLS_PRIVATE(out_left) == 0
+        && (size_t)(ssl->MBEDTLS_PRIVATE(in_msg) - ssl->MBEDTLS_PRIVATE(in_buf)) <= PARK_PREFIX
+        && (size_t)(ssl->MBEDTLS_PRIVATE(out_msg) - ssl->MBEDTLS_PRIVATE(out_buf)) <= PARK_PREFIX;
+}
+
+/* Records where the session's pointers are in its buffers, and the bytes before
+ * the message (counter, header, IV). 0 if they do not fit in the prefix. */
+static int park_save(const mbedtls_ssl_context *ssl, struct shim_parked *p) {
+    const unsigned char *ib = ssl->MBEDTLS_PRIVATE(in_buf), *ob = ssl->MBEDTLS_PRIVATE(out_buf);
+    p->in_ctr = (size_t)(ssl->MBEDTLS_PRIVATE(in_ctr) - ib);
+    p->in_hdr = (size_t)(ssl->MBEDTLS_PRIVATE(in_hdr) - ib);
+    p->in_len = (size_t)(ssl->MBEDTLS_PRIVATE(in_len) - ib);
+    p->in_iv = (size_t)(ssl->MBEDTLS_PRIVATE(in_iv) - ib);
+    p->in_msg = (size_t)(ssl->MBEDTLS_PRIVATE(in_msg) - ib);
+    p->out_ctr = (size_t)(ssl->MBEDTLS_PRIVATE(out_ctr) - ob);
+    p->out_hdr = (size_t)(ssl->MBEDTLS_PRIVATE(out_hdr) - ob);
+    p->out_len = (size_t)(ssl->MBEDTLS_PRIVATE(out_len) - ob);
+    p->out_iv = (size_t)(ssl->MBEDTLS_PRIVATE(out_iv) - ob);
+    p->out_msg = (size_t)(ssl->MBEDTLS_PRIVATE(out_msg) - ob);
+    if (p->in_msg > PARK_PREFIX || p->out_msg > PARK_PREFIX) return 0;
+    memcpy(p->in_prefix, ib, PARK_PREFIX);
+    memcpy(p->out_prefix, ob, PARK_PREFIX);
+    return 1;
+}
+
+/* Takes both buffers out (into *in, *out; the caller wipes and keeps them) if
+ * nothing is buffered: 1 if parked, 0 if not. */
+int shim_ssl_park(mbedtls_ssl_context *ssl, struct shim_parked *p, unsigned char **in, unsigned char **out) {
+    if (!shim_ssl_can_park(ssl) || !park_save(ssl, p)) return 0;
+    *in = ssl->MBEDTLS_PRIVATE(in_buf);
+    *out = ssl->MBEDTLS_PRIVATE(out_buf);
+    ssl->MBEDTLS_PRIVATE(in_buf) = NULL;
+    ssl->MBEDTLS_PRIVATE(out_buf) = NULL;
+    return 1;
+}
+
+/* Puts buffers of shim_ssl_in_block()/shim_ssl_out_block() bytes back into a
+ * parked session. */
+void shim_ssl_unpark(mbedtls_ssl_context *ssl, const struct shim_parked *p, unsigned char *ib, unsigned char *ob) {
+    memcpy(ib, p->in_prefix, PARK_PREFIX);
+    memcpy(ob, p->out_prefix, PARK_PREFIX);
+    ssl->MBEDTLS_PRIVATE(in_buf) = ib;
+    ssl->MBEDTLS_PRIVATE(in_ctr) = ib + p->in_ctr;
+    ssl->MBEDTLS_PRIVATE(in_hdr) = ib + p->in_hdr;
+    ssl->MBEDTLS_PRIVATE(in_len) = ib + p->in_len;
+    ssl->MBEDTLS_PRIVATE(in_iv) = ib + p->in_iv;
+    ssl->MBEDTLS_PRIVATE(in_msg) = ib + p->in_msg;
+    ssl->MBEDTLS_PRIVATE(out_buf) = ob;
+    ssl->MBEDTLS_PRIVATE(out_ctr) = ob + p->out_ctr;
+    ssl->MBEDTLS_PRIVATE(out_hdr) = ob + p->out_hdr;
+    ssl->MBEDTLS_PRIVATE(out_len) = ob + p->out_len;
+    ssl->MBEDTLS_PRIVATE(out_iv) = ob + p->out_iv;
+    ssl->MBEDTLS_PRIVATE(out_msg) = ob + p->out_msg;
+}
+
+/* Replaces the buffers mbedTLS allocated in mbedtls_ssl_setup (freed here:
+ * nothing was written to them yet) by the caller's, so that every buffer of
+ * the session comes from the caller's cache. 0 if the session is not fresh. */
+int shim_ssl_adopt_buffers(mbedtls_ssl_context *ssl, unsigned char *ib, unsigned char *ob) {
+    struct shim_parked p;
+    if (ssl->MBEDTLS_PRIVATE(in_buf) == NULL || ssl->MBEDTLS_PRIVATE(out_buf) == NULL
+        || ssl->MBEDTLS_PRIVATE(in_left) != 0 || ssl->MBEDTLS_PRIVATE(out_left) != 0 || !park_save(ssl, &p)) return 0;
+    mbedtls_free(ssl->MBEDTLS_PRIVATE(in_buf));
+    mbedtls_free(ssl->MBEDTLS_PRIVATE(out_buf));
+    shim_ssl_unpark(ssl, &p, ib, ob);
+    return 1;
+}
+
+/* Takes the buffers out of a session about to be freed (mbedtls_ssl_free must
+ * not free blocks that belong to the caller's cache); NULL while parked. */
+void shim_ssl_detach(mbedtls_ssl_context *ssl, unsigned char **in, unsigned char **out) {
+    *in = ssl->MBEDTLS_PRIVATE(in_buf);
+    *out = ssl->MBEDTLS_PRIVATE(out_buf);
+    ssl->MBEDTLS_PRIVATE(in_buf) = NULL;
+    ssl->MBEDTLS_PRIVATE(out_buf) = NULL;
+}
+/* mbedTLS 3.6 keeps a TLS 1.3 session's handshake parameters (transcript, key
+ * exchange, certificates in flight: several KiB) after the handshake, because
+ * a client may still get a NewSessionTicket. A server has no use for them (it
+ * refuses every post-handshake message), so they are freed once its handshake
+ * is over, as mbedTLS does itself for TLS 1.2. */
+void mbedtls_ssl_handshake_free(mbedtls_ssl_context *ssl);   /* ssl_misc.h */
+void shim_ssl_server_done(mbedtls_ssl_context *ssl) {
+    if (ssl->MBEDTLS_PRIVATE(conf)->MBEDTLS_PRIVATE(endpoint) != MBEDTLS_SSL_IS_SERVER
+        || !mbedtls_ssl_is_handshake_over(ssl) || ssl->MBEDTLS_PRIVATE(handshake) == NULL) return;
+    mbedtls_ssl_handshake_free(ssl);
+    mbedtls_free(ssl->MBEDTLS_PRIVATE(handshake));
+    ssl->MBEDTLS_PRIVATE(handshake) = NULL;
+}

@@ -67,19 +67,46 @@ public final class TLSSession {
     /// truncation from other TLS failures compare against it.
     public static let truncationError: Int32 = MBEDTLS_ERR_SSL_CONN_EOF
 
+    /// Where the record buffers and the ciphertext queues come from while data moves, so
+    /// `park()` can give them back when idle (nil: allocated once and kept).
+    let cache: BlockCache?
+    /// Where a parked session's pointers into its record buffers are kept (with a cache).
+    let parkState: OpaquePointer?
+    /// The record buffers are in the cache (`park()`); taken again before mbedTLS runs.
+    public private(set) var recordsParked = false
+    /// The ends of what mbedTLS read into / sent from its buffers since they were taken
+    /// (addresses; the buffers are wiped up to there when parked).
+    var inWrittenEnd: UInt = 0
+    var outWrittenEnd: UInt = 0
+    static let inBlock = Int(shim_ssl_in_block())
+    static let outBlock = Int(shim_ssl_out_block())
+
     /// Upper bound on what mbedTLS adds to a record (header, content type, tag, and
     /// mbedTLS's allowance for padding).
     static let maxRecordOverhead = 5 + 1 + 16 + 256
 
+    /// With `cache`, an idle session's buffers can go back to it (`park()`).
     public init(config: TLSConfig, serverName: String? = nil,
-                inboundCapacity: Int = 16384 + 512, outboundCapacity: Int = 2 * (16384 + 512)) throws(CryptoError) {
+                inboundCapacity: Int = 16384 + 512, outboundCapacity: Int = 2 * (16384 + 512),
+                cache: BlockCache? = nil) throws(CryptoError) {
         self.config = config
-        inbound = ByteQueue(capacity: inboundCapacity)
-        outbound = ByteQueue(capacity: outboundCapacity)
+        self.cache = cache
+        inbound = ByteQueue(capacity: inboundCapacity, cache: cache)
+        outbound = ByteQueue(capacity: outboundCapacity, cache: cache)
         ssl = .allocate(capacity: 1)
         mbedtls_ssl_init(ssl)
+        parkState = cache == nil ? nil : OpaquePointer(UnsafeMutableRawPointer.allocate(byteCount: shim_parked_size(), alignment: 16))
         let rc = mbedtls_ssl_setup(ssl, config.conf)
         if rc != 0 { throw CryptoError("ssl setup", rc) }  // deinit frees ssl
+        if let c = cache {
+            // Every record buffer of this session comes from the cache from now on.
+            let ib = c.take(TLSSession.inBlock), ob = c.take(TLSSession.outBlock)
+            if shim_ssl_adopt_buffers(ssl, ib.assumingMemoryBound(to: UInt8.self), ob.assumingMemoryBound(to: UInt8.self)) != 1 {
+                c.give(ib, size: TLSSession.inBlock, written: 0)
+                c.give(ob, size: TLSSession.outBlock, written: 0)
+                throw CryptoError("ssl buffers", MBEDTLS_ERR_SSL_INTERNAL_ERROR)
+            }
+        }
         if let name = serverName {
             let rc = name.withCString { mbedtls_ssl_set_hostname(ssl, $0) }
             if rc != 0 { status = .failed(rc) }
@@ -92,11 +119,14 @@ public final class TLSSession {
         mbedtls_ssl_set_bio(ssl, me, { ctx, buf, len in
             let s = Unmanaged<TLSSession>.fromOpaque(ctx!).takeUnretainedValue()
             let n = s.outbound.append(UnsafeRawBufferPointer(start: buf, count: len))
+            if n > 0 { s.outWrittenEnd = max(s.outWrittenEnd, UInt(bitPattern: buf) + UInt(n)) }
             return n == 0 ? MBEDTLS_ERR_SSL_WANT_WRITE : Int32(n)
         }, { ctx, buf, len in
             let s = Unmanaged<TLSSession>.fromOpaque(ctx!).takeUnretainedValue()
             if s.inbound.isEmpty { return s.transportEnded ? 0 : MBEDTLS_ERR_SSL_WANT_READ }
-            return Int32(s.inbound.read(into: UnsafeMutableRawBufferPointer(start: buf, count: len)))
+            let n = s.inbound.read(into: UnsafeMutableRawBufferPointer(start: buf, count: len))
+            s.inWrittenEnd = max(s.inWrittenEnd, UInt(bitPattern: buf) + UInt(n))
+            return Int32(n)
         }, nil)
         mbedtls_ssl_set_verify(ssl, { ctx, crt, depth, flags in
             if depth == 0 {
@@ -107,8 +137,53 @@ public final class TLSSession {
     }
 
     deinit {
+        if let c = cache {
+            // The record buffers belong to the cache: taken out before mbedTLS frees the rest.
+            var ib: UnsafeMutablePointer<UInt8>? = nil
+            var ob: UnsafeMutablePointer<UInt8>? = nil
+            shim_ssl_detach(ssl, &ib, &ob)
+            if let b = ib { c.give(UnsafeMutableRawPointer(b), size: TLSSession.inBlock, written: TLSSession.inBlock) }
+            if let b = ob { c.give(UnsafeMutableRawPointer(b), size: TLSSession.outBlock, written: TLSSession.outBlock) }
+        }
         mbedtls_ssl_free(ssl)  // zeroizes keys and record buffers
         ssl.deallocate()
+        if let p = parkState { UnsafeMutableRawPointer(p).deallocate() }
+    }
+
+    /// Gives what an idle session holds back to the cache: the ciphertext queues if they
+    /// are empty, the record buffers if mbedTLS has nothing buffered in them (both are
+    /// taken again when bytes move). Without a cache it does nothing. Returns true if
+    /// everything is parked.
+    @discardableResult
+    public func park() -> Bool {
+        guard let c = cache, let p = parkState else { return false }
+        let queues = inbound.park() && outbound.park()
+        if recordsParked { return queues }
+        var ib: UnsafeMutablePointer<UInt8>? = nil
+        var ob: UnsafeMutablePointer<UInt8>? = nil
+        guard shim_ssl_park(ssl, p, &ib, &ob) == 1, let i = ib, let o = ob else { return false }
+        c.give(UnsafeMutableRawPointer(i), size: TLSSession.inBlock, written: TLSSession.written(inWrittenEnd, i, TLSSession.inBlock))
+        c.give(UnsafeMutableRawPointer(o), size: TLSSession.outBlock, written: TLSSession.written(outWrittenEnd, o, TLSSession.outBlock))
+        inWrittenEnd = 0
+        outWrittenEnd = 0
+        recordsParked = true
+        return queues
+    }
+
+    /// How much of a buffer at `base` was written, given the end address seen (at least
+    /// the bytes kept across a park: record counter, header, IV).
+    static func written(_ end: UInt, _ base: UnsafeMutablePointer<UInt8>, _ size: Int) -> Int {
+        let start = UInt(bitPattern: base)
+        let n = end > start ? Int(end - start) : 0
+        return min(size, max(n, 64))
+    }
+
+    /// The record buffers back from the cache before mbedTLS runs.
+    func unpark() {
+        guard recordsParked, let c = cache, let p = parkState else { return }
+        let ib = c.take(TLSSession.inBlock), ob = c.take(TLSSession.outBlock)
+        shim_ssl_unpark(ssl, p, ib.assumingMemoryBound(to: UInt8.self), ob.assumingMemoryBound(to: UInt8.self))
+        recordsParked = false
     }
 
     /// Tells the session the transport delivered EOF: once `inbound` is used up,
@@ -144,10 +219,12 @@ public final class TLSSession {
         case .failed(let e): return .failed(e)
         case .handshaking: break
         }
+        unpark()
         let rc = mbedtls_ssl_handshake(ssl)
         if let t = config.tickets { shim_tickets_adopt(t, ssl) }
         if rc == 0 {
             status = .open
+            shim_ssl_server_done(ssl)
             return .done
         }
         if rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE {
@@ -180,6 +257,7 @@ public final class TLSSession {
         // ticket): mbedTLS may consume one and ask for more input although more is
         // already queued, and it reports a ticket on a call of its own. Go on while
         // input is being used up.
+        unpark()
         var rc: Int32
         while true {
             let before = inbound.count
@@ -218,6 +296,7 @@ public final class TLSSession {
         }
         if sentClose { return .failed(MBEDTLS_ERR_SSL_BAD_INPUT_DATA) }
         if data.count == 0 { return .bytes(0) }
+        unpark()
         var total = 0
         let maxPayload = maxRecordPayload
         while total < data.count {
@@ -252,6 +331,7 @@ public final class TLSSession {
         if status == .handshaking { return false }  // nothing can be sent yet
         guard status == .open, !sentClose else { return true }
         if outbound.freeSpace < TLSSession.maxRecordOverhead { return false }
+        unpark()
         let rc = mbedtls_ssl_close_notify(ssl)
         if rc != 0 && rc != MBEDTLS_ERR_SSL_WANT_WRITE {
             status = .failed(rc)

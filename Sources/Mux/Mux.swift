@@ -65,12 +65,13 @@ public final class Mux {
     public private(set) var unknownFrames: UInt64 = 0
     public private(set) var lastRttMs: Int64 = -1
 
-    public init(side: Side, limits: MuxLimits, pool: BufferPool, now: Instant) {
+    /// With `cache`, the frame queues give their storage back while empty (`park()`).
+    public init(side: Side, limits: MuxLimits, pool: BufferPool, now: Instant, cache: BlockCache? = nil) {
         self.side = side
         self.limits = limits
         self.pool = pool
-        rx = ByteQueue(capacity: limits.rxCapacity)
-        tx = ByteQueue(capacity: limits.txCapacity)
+        rx = ByteQueue(capacity: limits.rxCapacity, cache: cache)
+        tx = ByteQueue(capacity: limits.txCapacity, cache: cache)
         nextLocalID = side == .agent ? 1 : 2
         lastReceived = now
         nextPing = now.adding(ms: limits.heartbeatMs)
@@ -81,6 +82,11 @@ public final class Mux {
     }
 
     public var streamCount: Int { streams.count }
+
+    /// Gives the frame queues' storage back to the cache while they are empty (taken
+    /// again when frames arrive or are written). True if both are parked.
+    @discardableResult
+    public func park() -> Bool { rx.park() && tx.park() }
     public var isFailed: Bool { failure != nil }
 
     /// Called by the owner once the hello exchange is over; from then on only mux frames are allowed.

@@ -7,26 +7,69 @@
 /// style of BearSSL's `_buf`/`_ack`: ask for room, write into it, `commit(n)`;
 /// look at `readable`, use some of it, `consume(n)`.
 ///
+/// A queue made with a `BlockCache` can `park()` while empty: its storage goes back to
+/// the cache and is taken again when bytes are written (an idle tunnel then holds no
+/// buffer memory). Without a cache the storage is allocated once and kept.
+///
 /// Exactly one owner writes and one reads; it is not thread-safe (nothing in
 /// agent is).
 public final class ByteQueue {
     public let capacity: Int
-    @usableFromInline let base: UnsafeMutableRawPointer
+    /// The storage; nil while parked (then the queue is empty).
+    @usableFromInline var storage: UnsafeMutableRawPointer?
+    let cache: BlockCache?
+    /// Bytes of the storage written since it was taken (wiped up to here when it goes back).
+    var written = 0
     /// Index of the first unread byte.
     public private(set) var head = 0
     /// Index one past the last written byte.
     public private(set) var tail = 0
 
-    public init(capacity: Int) {
+    public init(capacity: Int, cache: BlockCache? = nil) {
         precondition(capacity > 0)
         self.capacity = capacity
-        base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        self.cache = cache
+        if cache == nil { storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16) }
     }
 
     deinit {
         // Wipe: these buffers carry plaintext and key-dependent data.
-        base.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
-        base.deallocate()
+        guard let p = storage else { return }
+        if let c = cache {
+            c.give(p, size: capacity, written: max(written, tail))
+        } else {
+            p.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+            p.deallocate()
+        }
+    }
+
+    /// True while the storage is back in the cache.
+    public var isParked: Bool { storage == nil }
+
+    /// Gives the storage back to the cache if the queue is empty and has one; true if parked.
+    @discardableResult
+    public func park() -> Bool {
+        guard let c = cache, let p = storage else { return storage == nil }
+        guard head == tail else { return false }
+        c.give(p, size: capacity, written: max(written, tail))
+        storage = nil
+        written = 0
+        head = 0
+        tail = 0
+        return true
+    }
+
+    /// The storage, taken from the cache if parked.
+    @usableFromInline var base: UnsafeMutableRawPointer {
+        if let p = storage { return p }
+        return unpark()
+    }
+
+    @inline(never)
+    func unpark() -> UnsafeMutableRawPointer {
+        let p = cache!.take(capacity)
+        storage = p
+        return p
     }
 
     /// Unread bytes.
@@ -37,7 +80,8 @@ public final class ByteQueue {
 
     /// The unread bytes. Valid until the next mutating call.
     @inlinable public var readable: UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: base + head, count: tail - head)
+        guard let p = storage else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: p + head, count: tail - head)
     }
 
     /// Marks `n` unread bytes as used.
@@ -45,6 +89,7 @@ public final class ByteQueue {
         precondition(n >= 0 && n <= count)
         head += n
         if head == tail {
+            if tail > written { written = tail }
             head = 0
             tail = 0
         }
@@ -98,11 +143,13 @@ public final class ByteQueue {
     public func peekAll() -> [UInt8] { Array(readable) }
 
     public func removeAll() {
+        if tail > written { written = tail }
         head = 0
         tail = 0
     }
 
     func compact() {
+        if tail > written { written = tail }
         let n = tail - head
         if head > 0 && n > 0 { (base).copyMemory(from: base + head, byteCount: n) }
         head = 0

@@ -250,3 +250,54 @@ import Wire
         #expect(q.peekAll() == model)
     }
 }
+
+@Suite struct ParkedByteQueueTests {
+    @Test func anEmptyQueueGivesItsStorageBackAndTakesItAgain() {
+        let cache = BlockCache(keepPerSize: 2)
+        let q = ByteQueue(capacity: 100, cache: cache)
+        #expect(q.isParked)                 // nothing taken until bytes are written
+        #expect(cache.lent == 0)
+        #expect(q.append([1, 2, 3]) == 3)
+        #expect(!q.isParked && cache.lent == 1)
+        #expect(!q.park())                  // not empty: keeps its bytes
+        #expect(q.peekAll() == [1, 2, 3])
+        q.consume(3)
+        #expect(q.park())
+        #expect(q.isParked && cache.lent == 0 && cache.spareCount == 1)
+        #expect(q.readable.count == 0 && q.freeSpace == 100)
+        #expect(q.append([4, 5]) == 2)
+        #expect(q.peekAll() == [4, 5])
+        #expect(cache.spareCount == 0 && cache.lent == 1)
+    }
+
+    @Test func aBlockIsWipedAsFarAsItWasWritten() {
+        let cache = BlockCache(keepPerSize: 1)
+        let q = ByteQueue(capacity: 64, cache: cache)
+        q.append([UInt8](repeating: 0xAB, count: 40))
+        q.consume(40)
+        #expect(q.park())
+        // The same block comes back to the next taker: no byte of the old contents is left.
+        let p = cache.take(64)
+        let bytes = UnsafeRawBufferPointer(start: p, count: 40)
+        #expect(bytes.allSatisfy { $0 == 0 })
+        cache.give(p, size: 64, written: 0)
+    }
+
+    @Test func sparesAreCappedPerSize() {
+        let cache = BlockCache(keepPerSize: 1)
+        let a = cache.take(32), b = cache.take(32), c = cache.take(48)
+        #expect(cache.lent == 3)
+        cache.give(a, size: 32, written: 0)
+        cache.give(b, size: 32, written: 0)   // over the cap: freed
+        cache.give(c, size: 48, written: 0)
+        #expect(cache.lent == 0)
+        #expect(cache.spareCount == 2)
+    }
+
+    @Test func aQueueWithoutACacheNeverParks() {
+        let q = ByteQueue(capacity: 16)
+        #expect(!q.isParked)
+        #expect(!q.park())
+        #expect(!q.isParked)
+    }
+}

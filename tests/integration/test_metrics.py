@@ -3,6 +3,7 @@ import os
 import re
 import socket
 import subprocess
+import time
 
 from conftest import HOST, free_port, transfer
 
@@ -63,6 +64,15 @@ def test_metrics_scrape(net):
     assert value(body, "handshake_failures_total", '{reason="tls_failed"}') >= 1
     assert value(body, "buffer_pool_buffers", '{state="limit"}') > 0
     assert re.search(r"^agent_relay_buffer_pool_bytes \d+$", body, re.M)
+    # Idle tunnels give their record buffers and frame queues back (issue 14): once the
+    # stream is over, none is lent (a heartbeat may hold one for a moment), some are spare.
+    for _ in range(20):
+        if value(body, "tunnel_buffers", '{state="lent"}') == 0:
+            break
+        time.sleep(0.2)
+        code, body = scrape(mport)
+    assert value(body, "tunnel_buffers", '{state="lent"}') == 0
+    assert value(body, "tunnel_buffers", '{state="spare"}') > 0
     # Every sample line is a valid Prometheus text line.
     for line in body.splitlines():
         assert line.startswith("# HELP ") or line.startswith("# TYPE ") or \

@@ -135,6 +135,22 @@ int shim_ticket_parse(void *ctx, mbedtls_ssl_session *session, unsigned char *bu
  * becomes the resumed session's peer certificate chain. */
 void shim_tickets_adopt(struct shim_tickets *t, mbedtls_ssl_context *ssl);
 
+/* ---- record buffers lent while data moves ---- */
+/* A session's two record buffers can be taken out while nothing is buffered
+ * (an idle tunnel) and put back before the next call into mbedTLS. Block sizes
+ * of the buffers the caller provides; see shims.c. */
+size_t shim_ssl_in_block(void);
+size_t shim_ssl_out_block(void);
+struct shim_parked;
+size_t shim_parked_size(void);
+int shim_ssl_can_park(const mbedtls_ssl_context *ssl);
+int shim_ssl_park(mbedtls_ssl_context *ssl, struct shim_parked *p, unsigned char **in, unsigned char **out);
+void shim_ssl_unpark(mbedtls_ssl_context *ssl, const struct shim_parked *p, unsigned char *ib, unsigned char *ob);
+int shim_ssl_adopt_buffers(mbedtls_ssl_context *ssl, unsigned char *ib, unsigned char *ob);
+void shim_ssl_detach(mbedtls_ssl_context *ssl, unsigned char **in, unsigned char **out);
+/* A server's handshake parameters, freed once its handshake is over. */
+void shim_ssl_server_done(mbedtls_ssl_context *ssl);
+
 /* ---- PSA crypto and P-256 keys ---- */
 /* psa_crypto_init(): once per process, before any key or TLS work (safe to repeat). */
 int shim_psa_init(void);

@@ -33,6 +33,10 @@ public enum Limits {
     public static let relayReservedFiles = Limits.sniMaxConnections + Limits.metricsMaxConnections + 64
     public static let relayMaxStreamsPerTunnel = MuxLimits.defaultMaxStreamsServer
     public static let relayMaxStreams = 4096
+    /// Spare buffer blocks of each size the relay keeps for reuse. An idle tunnel holds no
+    /// record buffer or queue (they go back when it has no stream and nothing buffered);
+    /// blocks beyond these go back to the allocator.
+    public static let relaySpareBlocks = 256
     /// Tunnels one key may hold at once as a forward (a device's key holds one: a
     /// new connection replaces the old).
     public static let relayMaxTunnelsPerKey = 8

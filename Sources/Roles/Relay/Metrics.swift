@@ -96,43 +96,73 @@ extension Relay {
             streams += c.sniStreams.count
         }
         for (_, c) in conns where c.phase == .ready && c.role == .forward { streams += c.joins.count }
-        var o = ""
-        func metric(_ name: String, _ type: String, _ help: String) {
-            o += "# HELP agent_relay_" + name + " " + help + "\n# TYPE agent_relay_" + name + " " + type + "\n"
+        var o = PromText()
+        o.metric("tunnels", "gauge", "Agents with a tunnel up, by role.")
+        o.line("tunnels", "role=\"reverse\"", UInt64(reverse))
+        o.line("tunnels", "role=\"forward\"", UInt64(forward))
+        o.metric("pending_handshakes", "gauge", "Connections in TLS, preamble or hello.")
+        o.line("pending_handshakes", "", UInt64(pending.count))
+        o.metric("streams", "gauge", "Streams joined through the relay (including SNI-routed connections).")
+        o.line("streams", "", UInt64(streams))
+        o.metric("streams_opened_total", "counter", "Streams joined since start.")
+        o.line("streams_opened_total", "", stats.streamsOpened)
+        o.metric("stream_bytes_total", "counter", "Stream bytes moved, forward to device (up) and back (down).")
+        o.line("stream_bytes_total", "direction=\"up\"", stats.bytesUp)
+        o.line("stream_bytes_total", "direction=\"down\"", stats.bytesDown)
+        o.metric("sni_bytes_total", "counter", "Bytes of SNI-routed public connections, from (in) and to (out) the clients.")
+        o.line("sni_bytes_total", "direction=\"in\"", stats.sniBytesIn)
+        o.line("sni_bytes_total", "direction=\"out\"", stats.sniBytesOut)
+        o.metric("sni_connections", "gauge", "Public connections on the SNI listener.")
+        o.line("sni_connections", "", UInt64(sniConns.count))
+        o.metric("admitted_total", "counter", "Agents admitted.")
+        o.line("admitted_total", "", stats.admitted)
+        o.metric("refusals_total", "counter", "Streams refused, by reason.")
+        for (r, v) in stats.refusals { o.line("refusals_total", "reason=\"" + r + "\"", v) }
+        o.metric("handshake_failures_total", "counter", "Connections that did not become tunnels, by reason.")
+        for (r, v) in stats.handshakeFailures { o.line("handshake_failures_total", "reason=\"" + r + "\"", v) }
+        o.metric("drops_total", "counter", "Connections dropped at a limit or not routable, by reason.")
+        for (r, v) in stats.drops { o.line("drops_total", "reason=\"" + r + "\"", v) }
+        o.metric("buffer_pool_buffers", "gauge", "Stream buffers in use and the pool's limit.")
+        o.line("buffer_pool_buffers", "state=\"in_use\"", UInt64(pool.inUse))
+        o.line("buffer_pool_buffers", "state=\"limit\"", UInt64(pool.limit))
+        o.metric("buffer_pool_bytes", "gauge", "Bytes of stream buffers in use.")
+        o.line("buffer_pool_bytes", "", UInt64(pool.inUse * pool.bufferSize))
+        o.metric("tunnel_buffers", "gauge", "Record buffers and frame queues: lent to tunnels moving bytes, and spare (an idle tunnel holds none).")
+        o.line("tunnel_buffers", "state=\"lent\"", UInt64(blocks.lent))
+        o.line("tunnel_buffers", "state=\"spare\"", UInt64(blocks.spareCount))
+        return o.text
+    }
+}
+
+/// Prometheus text format, built one sample at a time (kept out of line: the relay's
+/// metrics are many calls of these two).
+struct PromText {
+    var text = ""
+
+    @inline(never)
+    mutating func metric(_ name: String, _ type: String, _ help: String) {
+        text += "# HELP agent_relay_"
+        text += name
+        text += " "
+        text += help
+        text += "\n# TYPE agent_relay_"
+        text += name
+        text += " "
+        text += type
+        text += "\n"
+    }
+
+    @inline(never)
+    mutating func line(_ name: String, _ labels: String, _ v: UInt64) {
+        text += "agent_relay_"
+        text += name
+        if !labels.utf8.isEmpty {
+            text += "{"
+            text += labels
+            text += "}"
         }
-        func line(_ name: String, _ labels: String, _ v: UInt64) {
-            o += "agent_relay_" + name + (labels.utf8.isEmpty ? "" : "{" + labels + "}") + " " + String(v) + "\n"
-        }
-        metric("tunnels", "gauge", "Agents with a tunnel up, by role.")
-        line("tunnels", "role=\"reverse\"", UInt64(reverse))
-        line("tunnels", "role=\"forward\"", UInt64(forward))
-        metric("pending_handshakes", "gauge", "Connections in TLS, preamble or hello.")
-        line("pending_handshakes", "", UInt64(pending.count))
-        metric("streams", "gauge", "Streams joined through the relay (including SNI-routed connections).")
-        line("streams", "", UInt64(streams))
-        metric("streams_opened_total", "counter", "Streams joined since start.")
-        line("streams_opened_total", "", stats.streamsOpened)
-        metric("stream_bytes_total", "counter", "Stream bytes moved, forward to device (up) and back (down).")
-        line("stream_bytes_total", "direction=\"up\"", stats.bytesUp)
-        line("stream_bytes_total", "direction=\"down\"", stats.bytesDown)
-        metric("sni_bytes_total", "counter", "Bytes of SNI-routed public connections, from (in) and to (out) the clients.")
-        line("sni_bytes_total", "direction=\"in\"", stats.sniBytesIn)
-        line("sni_bytes_total", "direction=\"out\"", stats.sniBytesOut)
-        metric("sni_connections", "gauge", "Public connections on the SNI listener.")
-        line("sni_connections", "", UInt64(sniConns.count))
-        metric("admitted_total", "counter", "Agents admitted.")
-        line("admitted_total", "", stats.admitted)
-        metric("refusals_total", "counter", "Streams refused, by reason.")
-        for (r, v) in stats.refusals { line("refusals_total", "reason=\"" + r + "\"", v) }
-        metric("handshake_failures_total", "counter", "Connections that did not become tunnels, by reason.")
-        for (r, v) in stats.handshakeFailures { line("handshake_failures_total", "reason=\"" + r + "\"", v) }
-        metric("drops_total", "counter", "Connections dropped at a limit or not routable, by reason.")
-        for (r, v) in stats.drops { line("drops_total", "reason=\"" + r + "\"", v) }
-        metric("buffer_pool_buffers", "gauge", "Stream buffers in use and the pool's limit.")
-        line("buffer_pool_buffers", "state=\"in_use\"", UInt64(pool.inUse))
-        line("buffer_pool_buffers", "state=\"limit\"", UInt64(pool.limit))
-        metric("buffer_pool_bytes", "gauge", "Bytes of stream buffers in use.")
-        line("buffer_pool_bytes", "", UInt64(pool.inUse * pool.bufferSize))
-        return o
+        text += " "
+        text += String(v)
+        text += "\n"
     }
 }

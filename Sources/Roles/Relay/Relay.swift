@@ -29,6 +29,8 @@ public final class Relay {
     var enrollSecret: [UInt8]?
     var clientCA: Certificate?
     let pool: BufferPool
+    /// Record buffers and frame queues of tunnels that have something to move.
+    let blocks = BlockCache(keepPerSize: Limits.relaySpareBlocks)
     let muxLimits: MuxLimits
     var listener: Int32 = -1
     var listenerReady = false

@@ -26,13 +26,13 @@ extension Relay {
             }
             Socket.setNotSentLowWater(fd, Limits.tunnelNotSentLowWater)
             let tls: TLSSession
-            do throws(CryptoError) { tls = try TLSSession(config: tlsConfig) } catch {
+            do throws(CryptoError) { tls = try TLSSession(config: tlsConfig, cache: blocks) } catch {
                 Socket.close(fd)
                 continue
             }
             let serial = nextSerial
             nextSerial += 1
-            let mux = Mux(side: .relay, limits: muxLimits, pool: pool, now: now)
+            let mux = Mux(side: .relay, limits: muxLimits, pool: pool, now: now, cache: blocks)
             let c = RelayConn(serial: serial, link: TLSLink(fd: fd, tls: tls), peer: peer, mux: mux, pendingTicket: ticket,
                               work: work, now: now)
             conns[serial] = c

@@ -192,6 +192,11 @@ extension Relay {
             close(c, reason: "epoll: " + error.message, now: now)
             return
         }
+        // A tunnel without streams gives its buffers back until bytes move again.
+        if c.joins.isEmpty && c.sniStreams.isEmpty {
+            c.link.tls.park()
+            c.mux.park()
+        }
         var next = c.deadline?.ms
         if c.phase == .ready, let m = c.mux.nextDeadline?.ms, next == nil || m < next! { next = m }
         if let n = next, c.timerAt == nil || n < c.timerAt! {
