@@ -56,6 +56,14 @@ public final class Mux {
     var resetsPending: [(UInt32, Reason)] = []
     /// Our OPENs not yet written, oldest first: ids must reach the peer in increasing order.
     var opensPending: [UInt32] = []
+    /// Streams that may have a frame to write (ACCEPT, WINDOW, FIN): `produce()` visits
+    /// these, not every stream, so an idle stream costs nothing per turn.
+    var attention: [MuxStream] = []
+    var attentionVisiting: [MuxStream] = []
+    /// Streams we opened, oldest first (all share one open timeout): the first still
+    /// `.opening` is the next timer. Entries of streams no longer opening are skipped.
+    var openingOrder: [MuxStream] = []
+    var openingHead = 0
     public private(set) var goingAway = false
     public private(set) var peerGoingAway = false
 
@@ -139,11 +147,24 @@ public final class Mux {
             if now.since(lastReceived) >= limits.deadAfterMs { return fail(.peerTimeout) }
             if now >= nextPing { startPing(now: now) }
         }
-        for (id, s) in streams where s.phase == .opening && now.since(s.openedAt) >= limits.openTimeoutMs {
-            remove(id)
-            queueReset(id, .timeout)
-            return .refused(id, .timeout)
+        if let s = firstOpening(), now.since(s.openedAt) >= limits.openTimeoutMs {
+            remove(s.id)
+            queueReset(s.id, .timeout)
+            return .refused(s.id, .timeout)
         }
+        return nil
+    }
+
+    /// The oldest stream we opened that is still waiting for ACCEPT (drops the others
+    /// from the front of `openingOrder`).
+    func firstOpening() -> MuxStream? {
+        while openingHead < openingOrder.count {
+            let s = openingOrder[openingHead]
+            if !s.gone && s.phase == .opening { return s }
+            openingHead += 1
+        }
+        openingOrder.removeAll(keepingCapacity: true)
+        openingHead = 0
         return nil
     }
 
@@ -154,9 +175,14 @@ public final class Mux {
         if helloDone {
             d = min(nextPing, lastReceived.adding(ms: limits.deadAfterMs))
         }
-        for (_, s) in streams where s.phase == .opening {
+        var i = openingHead
+        while i < openingOrder.count {
+            let s = openingOrder[i]
+            i += 1
+            if s.gone || s.phase != .opening { continue }
             let t = s.openedAt.adding(ms: limits.openTimeoutMs)
             if d == nil || t < d! { d = t }
+            break
         }
         return d
     }
@@ -191,6 +217,9 @@ public final class Mux {
                 if let o = pingOutstanding, o == v {
                     pingOutstanding = nil
                     lastRttMs = now.since(pingSentAt)
+                    // The credit target follows the round trip: once per heartbeat, every
+                    // open stream is looked at again.
+                    for (_, s) in streams where s.phase == .open { notice(s) }
                     return .pong(rttMs: lastRttMs)
                 }
                 return nil
@@ -206,6 +235,7 @@ public final class Mux {
                 guard s.phase == .opening else { return fail(.unexpected(type.rawValue)) }
                 s.phase = .open
                 s.sendCredit = Mux.credit(w)
+                if s.finRequested { notice(s) }   // its FIN waited for the ACCEPT
                 return .accepted(h.stream)
             case .refuse:
                 let r = try ControlPayload.decodeReason(p, .refuse)
@@ -221,6 +251,7 @@ public final class Mux {
                 s.recvCredit -= p.count
                 let n = s.receive.append(p)
                 precondition(n == p.count, "credit invariant")
+                notice(s)   // credit goes back once the owner has read
                 bytesIn += UInt64(n)
                 return .data(h.stream)
             case .fin:
@@ -287,6 +318,7 @@ public final class Mux {
         s.openPending = OpenPayload(target: target, window: UInt32(s.recvCredit), origin: origin, caller: caller).encode()
         streams[id] = s
         opensPending.append(id)
+        openingOrder.append(s)
         writeOpens()
         return id
     }
@@ -298,6 +330,7 @@ public final class Mux {
         s.recvCredit = creditTarget(s)
         s.acceptPending = true
         writeAccept(s)
+        if s.acceptPending { notice(s) }
     }
 
     /// Refuses a stream the peer opened; it is gone.
@@ -326,6 +359,7 @@ public final class Mux {
         guard let s = streams[id], s.phase != .pendingAccept, !s.finRequested else { return }
         s.finRequested = true
         writeFin(s)
+        if !s.finSent { notice(s) }
     }
 
     /// Forgets a stream whose both directions ended (FIN sent and received); if
@@ -422,22 +456,36 @@ public final class Mux {
             resetsPending.removeFirst()
         }
         writeOpens()
-        for (_, s) in streams {
+        // Only streams with something that may be due: an idle stream is not visited.
+        swap(&attention, &attentionVisiting)
+        defer { attentionVisiting.removeAll(keepingCapacity: true) }
+        for s in attentionVisiting {
+            s.noticed = false
+            if s.gone { continue }
             if s.acceptPending { writeAccept(s) }
+            var more = s.acceptPending
             if s.phase == .open && !s.finReceived && !s.acceptPending {
                 // Credit is topped up once a quarter of the window has been used and
                 // freed, not after every small message: a request/response stream then
                 // sends no WINDOW frames at all (each one would cost a record and a
                 // wake-up on every hop).
                 let target = creditTarget(s)
-                let grantable = min(s.receive.freeSpace, target) - s.recvCredit
+                var grantable = min(s.receive.freeSpace, target) - s.recvCredit
                 let threshold = max(1, target / 4)
                 if grantable >= threshold, fits(4) {
                     FrameCodec.append(.window, stream: s.id, payload: ControlPayload.window(UInt32(grantable)), to: tx)
                     s.recvCredit += grantable
+                    grantable = 0
                 }
+                // Looked at again while the owner still has bytes to read (reading frees
+                // credit) or a grant did not fit; otherwise new DATA brings it back.
+                more = more || !s.receive.isEmpty || grantable >= threshold
             }
-            if s.finRequested && !s.finSent { writeFin(s) }
+            if s.finRequested && !s.finSent {
+                writeFin(s)
+                more = more || (!s.finSent && s.phase == .open)
+            }
+            if more { notice(s) }
         }
     }
 
@@ -515,6 +563,17 @@ public final class Mux {
 
     func remove(_ id: UInt32) {
         guard let s = streams.removeValue(forKey: id) else { return }
+        s.gone = true
         pool.give(s.receive)
     }
+
+    /// Puts a stream on the `attention` list (once).
+    func notice(_ s: MuxStream) {
+        if s.noticed || s.gone { return }
+        s.noticed = true
+        attention.append(s)
+    }
+
+    /// Streams `produce()` will look at (an idle stream is not among them).
+    public var streamsNeedingWork: Int { attention.count }
 }

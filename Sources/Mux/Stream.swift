@@ -31,6 +31,10 @@ final class MuxStream {
     var finSent = false
     var finReceived = false
     let openedAt: Instant
+    /// In the multiplexer's `attention` list (something to write may come up for it).
+    var noticed = false
+    /// Removed from the multiplexer (entries for it in its lists are skipped).
+    var gone = false
 
     init(id: UInt32, phase: Phase, receive: ByteQueue, sendCredit: Int, recvCredit: Int, now: Instant) {
         self.id = id

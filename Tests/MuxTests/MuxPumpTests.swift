@@ -715,6 +715,35 @@ import Wire
         }
     }
 
+    /// Issue 14: a tunnel's multiplexer visits only streams with something due. A hundred
+    /// idle open streams beside one busy one: after the busy one is done and read, nothing is
+    /// left to visit, and the idle ones still work afterwards.
+    @Test func idleStreamsAreNotVisitedEachTurn() {
+        let p = Pump(seed: 41, poolA: BufferPool(bufferSize: 64 * 1024, limit: 128),
+                     poolB: BufferPool(bufferSize: 64 * 1024, limit: 128))
+        var idle: [UInt32] = []
+        for _ in 0..<100 { idle.append(Self.openAccepted(p, from: p.a)) }
+        #expect(p.settle())
+        #expect(p.a.mux.streamsNeedingWork == 0)
+        #expect(p.b.mux.streamsNeedingWork == 0)
+        let busy = Self.openAccepted(p, from: p.a)
+        p.a.streams[busy]!.toSend = 3_000_000
+        p.a.streams[busy]!.finishWhenSent = true
+        #expect(p.run { p.b.streams[busy]?.done == true })
+        // While data moved, only the busy stream was on the list.
+        #expect(p.b.mux.streamsNeedingWork <= 1)
+        #expect(p.settle())
+        #expect(p.a.mux.streamsNeedingWork == 0)
+        #expect(p.b.mux.streamsNeedingWork == 0)
+        // An idle stream wakes up and carries data both ways.
+        let one = idle[50]
+        p.a.streams[one]!.toSend = 200_000
+        p.b.streams[one]!.toSend = 200_000
+        #expect(p.run { p.a.streams[one]!.received == 200_000 && p.b.streams[one]!.received == 200_000 })
+        #expect(p.settle())
+        #expect(p.a.mux.streamsNeedingWork == 0 && p.b.mux.streamsNeedingWork == 0)
+    }
+
     // MARK: - Limits
 
     @Test func streamLimitRefusesWithNoResources() {
