@@ -486,7 +486,7 @@ func checkOutput(_ o: Owner) {
             case .open:
                 _ = try OpenPayload.decode(p)
                 require(o.isOurs(h.stream), o.name + ": OPEN with the peer's parity")
-            case .accept: _ = try ControlPayload.decodeU32(p, t)
+            case .accept, .keepalive: _ = try ControlPayload.decodeU32(p, t)
             case .window: require(try ControlPayload.decodeU32(p, t) > 0, o.name + ": WINDOW of 0")
             case .refuse, .reset: _ = try ControlPayload.decodeReason(p, t)
             case .ping, .pong: _ = try ControlPayload.decodePing(p, t)

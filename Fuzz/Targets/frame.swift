@@ -74,7 +74,7 @@ func decodeTyped(_ t: FrameType, _ p: UnsafeRawBufferPointer) -> Bool {
         case .welcome: checkWelcome(try WelcomeMessage.decode(p), p)
         case .denied: break  // no payload layout: the relay's text, shown as is
         case .open: checkOpen(try OpenPayload.decode(p), p)
-        case .accept, .window: checkU32(try ControlPayload.decodeU32(p, t), p, t)
+        case .accept, .window, .keepalive: checkU32(try ControlPayload.decodeU32(p, t), p, t)
         case .refuse, .reset: checkReason(try ControlPayload.decodeReason(p, t), p)
         case .ping, .pong: checkPing(try ControlPayload.decodePing(p, t), p)
         case .goaway:

@@ -45,6 +45,11 @@ public final class Mux {
 
     var lastReceived: Instant
     var nextPing: Instant
+    /// The peer announced it pings every this many ms (KEEPALIVE): we do not ping it
+    /// (past the first round-trip probe) and it is dead after two missed PINGs.
+    public private(set) var peerHeartbeatMs: Int64? = nil
+    /// Our KEEPALIVE still has to be written.
+    var keepalivePending = false
     var pingOutstanding: UInt64? = nil
     var pingSentAt: Instant = .zero
     var pingCounter: UInt64 = 0
@@ -101,6 +106,7 @@ public final class Mux {
     public func helloFinished(now: Instant) {
         helloDone = true
         lastReceived = now
+        keepalivePending = limits.announceHeartbeat
         // A first PING at once measures the round trip, which sizes stream credit.
         startPing(now: now)
     }
@@ -144,8 +150,9 @@ public final class Mux {
 
     func timers(now: Instant) -> MuxEvent? {
         if helloDone {
-            if now.since(lastReceived) >= limits.deadAfterMs { return fail(.peerTimeout) }
-            if now >= nextPing { startPing(now: now) }
+            if now.since(lastReceived) >= deadAfterMs { return fail(.peerTimeout) }
+            if pingOutstanding != nil && now.since(pingSentAt) >= limits.pongTimeoutMs { return fail(.peerTimeout) }
+            if peerHeartbeatMs == nil && now >= nextPing { startPing(now: now) }
         }
         if let s = firstOpening(), now.since(s.openedAt) >= limits.openTimeoutMs {
             remove(s.id)
@@ -173,7 +180,9 @@ public final class Mux {
         if failure != nil { return nil }
         var d: Instant? = nil
         if helloDone {
-            d = min(nextPing, lastReceived.adding(ms: limits.deadAfterMs))
+            d = lastReceived.adding(ms: deadAfterMs)
+            if peerHeartbeatMs == nil { d = min(d!, nextPing) }
+            if pingOutstanding != nil { d = min(d!, pingSentAt.adding(ms: limits.pongTimeoutMs)) }
         }
         var i = openingHead
         while i < openingOrder.count {
@@ -200,7 +209,7 @@ public final class Mux {
             guard helloDone else { return fail(.unexpected(type.rawValue)) }
         }
         switch type {
-        case .ping, .pong, .goaway:
+        case .ping, .pong, .goaway, .keepalive:
             guard h.stream == 0 else { return fail(.malformed(type.rawValue)) }
         default:
             guard h.stream != 0 else { return fail(.malformed(type.rawValue)) }
@@ -222,6 +231,10 @@ public final class Mux {
                     for (_, s) in streams where s.phase == .open { notice(s) }
                     return .pong(rttMs: lastRttMs)
                 }
+                return nil
+            case .keepalive:
+                let ms = Int64(try ControlPayload.decodeU32(p, .keepalive))
+                peerHeartbeatMs = min(max(ms, MuxLimits.keepaliveMinMs), MuxLimits.keepaliveMaxMs)
                 return nil
             case .goaway:
                 let (r, ms) = try ControlPayload.decodeGoaway(p)
@@ -442,6 +455,11 @@ public final class Mux {
                 FrameCodec.append(.pong, stream: 0, payload: ControlPayload.ping(v), to: tx)
                 pongPending = nil
             }
+            if keepalivePending, fits(4) {
+                let ms = min(max(limits.heartbeatMs, MuxLimits.keepaliveMinMs), MuxLimits.keepaliveMaxMs)
+                FrameCodec.append(.keepalive, stream: 0, payload: ControlPayload.window(UInt32(ms)), to: tx)
+                keepalivePending = false
+            }
             if let v = pingPending, fits(8) {
                 FrameCodec.append(.ping, stream: 0, payload: ControlPayload.ping(v), to: tx)
                 pingPending = nil
@@ -505,6 +523,13 @@ public final class Mux {
     }
 
     // MARK: - Internals
+
+    /// Silence after which the peer is dead: two of its announced PINGs (KEEPALIVE),
+    /// else two of our heartbeats.
+    var deadAfterMs: Int64 {
+        if let p = peerHeartbeatMs { return 2 * p }
+        return limits.deadAfterMs
+    }
 
     func fits(_ payload: Int) -> Bool { tx.freeSpace >= WireProtocol.headerSize + payload }
 

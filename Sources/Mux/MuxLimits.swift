@@ -13,8 +13,18 @@ public struct MuxLimits {
     public var rxCapacity: Int
     /// Frames encoded but not yet handed to TLS.
     public var txCapacity: Int
+    /// Agent: tell the relay our heartbeat (KEEPALIVE) so it stops pinging and watches ours.
+    public var announceHeartbeat = false
+    /// An unanswered PING older than this fails the tunnel (`peerTimeout`): the default
+    /// or two heartbeats, whichever is shorter.
+    public var pongTimeoutMs: Int64 { min(MuxLimits.defaultPongTimeoutMs, deadAfterMs) }
 
     public static let defaultHeartbeatMs: Int64 = 15_000
+    /// A PING not answered by then means the path is dead (a slow path answers within it).
+    public static let defaultPongTimeoutMs: Int64 = 30_000
+    /// The interval a peer may announce with KEEPALIVE (out of range: clamped).
+    public static let keepaliveMinMs: Int64 = 1_000
+    public static let keepaliveMaxMs: Int64 = 86_400_000
     public static let defaultOpenTimeoutMs: Int64 = 15_000
     public static let defaultMaxStreamsServer = 1024
     public static let defaultMaxStreamsDevice = 128

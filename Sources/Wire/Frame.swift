@@ -44,6 +44,11 @@ public enum FrameType: UInt8, CaseIterable {
     case ping = 0x20
     case pong = 0x21
     case goaway = 0x22
+    /// agent -> relay, once after the hello: "I ping every N ms" (u32). The relay then
+    /// stops pinging this tunnel and watches for the agent's PINGs instead (an idle
+    /// device on a metered link pays for one exchange per N). Relays that do not know
+    /// the frame skip it and keep pinging.
+    case keepalive = 0x24
 }
 
 /// Why a stream was refused or reset. The same codes travel in REFUSE and RESET

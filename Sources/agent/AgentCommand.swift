@@ -130,7 +130,8 @@ enum AgentCommand {
     }
 
     static func runReverse(_ opts: ParsedOptions, heartbeatMs: Int64, rng: Rng) throws(UsageError) -> Int32 {
-        let limits = MuxLimits(maxStreams: Limits.reverseMaxStreams, heartbeatMs: heartbeatMs)
+        var limits = MuxLimits(maxStreams: Limits.reverseMaxStreams, heartbeatMs: heartbeatMs)
+        limits.announceHeartbeat = true
         var (settings, cert) = try tunnelSettings(opts, role: .reverse, heartbeatMs: heartbeatMs, rng: rng, muxLimits: limits)
         let policy = try reversePolicy(opts)
         if let h = policy.sniHostname { settings.hostnames = [h] }

@@ -51,7 +51,11 @@ enum RoleCommand {
             }
             Log.level = level
         }
-        let heartbeat = try ArgumentParser.seconds(opts, "heartbeat", default: Limits.heartbeatSeconds, max: 3600)
+        // A device pings on its own schedule, announced to the relay (metered links): a
+        // longer default than the relay's and the operators' tunnels.
+        let heartbeat = try ArgumentParser.seconds(
+            opts, "heartbeat", default: Text.equal(role, "reverse") ? Limits.reverseHeartbeatSeconds : Limits.heartbeatSeconds,
+            max: 3600)
         do throws(SysError) { try Signals.install() } catch {
             Log.writeStderr("agent: " + error.message + "\n")
             return ExitCode.failure

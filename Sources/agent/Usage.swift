@@ -40,7 +40,8 @@ enum Usage {
       --config FILE          'name = value' lines (long option names without dashes);
                              flags on the command line override it
       --log-level LEVEL      error, warn, info (default) or debug
-      --heartbeat SECONDS    ping interval on every tunnel (default 15)
+      --heartbeat SECONDS    ping interval on every tunnel (default 15; a reverse 240: it tells
+                             the relay, which then does not ping it)
       --reconnect-max SECONDS
                              cap of the reconnect backoff, agents (default 30)
 

@@ -1004,6 +1004,75 @@ import Wire
         #expect(p.a.failures == [.peerTimeout])
     }
 
+    // MARK: Keepalive announced by the device (issue 19: idle cost on metered links)
+
+    static func announcing(_ ms: Int64) -> MuxLimits {
+        var l = MuxLimits(heartbeatMs: ms)
+        l.announceHeartbeat = true
+        return l
+    }
+
+    /// Runs both sides to `until` in steps of `stepMs` (frames delivered each step).
+    static func runClock(_ p: Pump, to until: Int64, stepMs: Int64 = 1000) {
+        while p.now.ms < until {
+            p.advance(ms: min(stepMs, until - p.now.ms))
+            p.step()
+            p.step()
+        }
+    }
+
+    @Test func anAnnouncedKeepaliveStopsTheRelaysPings() {
+        let p = Pump(seed: 97, limitsA: Self.announcing(60_000), limitsB: MuxLimits(heartbeatMs: 1000))
+        #expect(p.b.mux.peerHeartbeatMs == 60_000)
+        #expect(p.a.mux.peerHeartbeatMs == nil)
+        let relayPings = p.b.mux.pingCounter
+        Self.runClock(p, to: 59_000)
+        // The relay's heartbeat is 1 s, but it has not pinged the device since its probe.
+        #expect(p.b.mux.pingCounter == relayPings)
+        #expect(p.a.mux.pingCounter == 1, "the device pings every 60 s")
+        Self.runClock(p, to: 130_000)
+        #expect(p.a.mux.pingCounter == 3)
+        #expect(p.b.mux.pingCounter == relayPings)
+        #expect(p.failures.isEmpty)
+        // The relay's watch follows the device's interval: two missed PINGs.
+        #expect(p.b.mux.nextDeadline == p.b.mux.lastReceived.adding(ms: 120_000))
+    }
+
+    @Test func aSilentAnnouncingDeviceIsDeadAfterTwoOfItsIntervals() {
+        let p = Pump(seed: 98, limitsA: Self.announcing(10_000), limitsB: MuxLimits(heartbeatMs: 1000))
+        Self.runClock(p, to: 10_500)   // one device PING has arrived
+        let heard = p.b.mux.lastReceived.ms
+        p.deliverToB = false           // the device's path goes dark
+        Self.runClock(p, to: heard + 19_900, stepMs: 100)
+        #expect(p.b.failures.isEmpty, "dead before 2 x the announced interval")
+        Self.runClock(p, to: heard + 20_000, stepMs: 100)
+        #expect(p.b.failures == [.peerTimeout])
+    }
+
+    @Test func anUnansweredPingFailsAfterThePongTimeoutNotTwoIntervals() {
+        let p = Pump(seed: 99, limitsA: Self.announcing(240_000), limitsB: MuxLimits())
+        Self.runClock(p, to: 239_000, stepMs: 10_000)
+        #expect(p.failures.isEmpty)
+        p.deliverToA = false   // the relay's answers are lost from now on
+        Self.runClock(p, to: 240_000 + MuxLimits.defaultPongTimeoutMs - 100, stepMs: 100)
+        #expect(p.a.failures.isEmpty)
+        Self.runClock(p, to: 240_000 + MuxLimits.defaultPongTimeoutMs, stepMs: 100)
+        #expect(p.a.failures == [.peerTimeout], "found at the PONG timeout, not after 480 s")
+    }
+
+    @Test func anAnnouncedIntervalIsClamped() {
+        let p = Pump(seed: 100, limitsB: MuxLimits(heartbeatMs: 1000))
+        Self.inject(p.b, FrameCodec.encode(.keepalive, stream: 0, payload: ControlPayload.window(1)))
+        p.b.pollAll(now: p.now)
+        #expect(p.b.mux.peerHeartbeatMs == MuxLimits.keepaliveMinMs)
+        Self.inject(p.b, FrameCodec.encode(.keepalive, stream: 0, payload: ControlPayload.window(UInt32.max)))
+        p.b.pollAll(now: p.now)
+        #expect(p.b.mux.peerHeartbeatMs == MuxLimits.keepaliveMaxMs)
+        Self.inject(p.b, FrameCodec.encode(.keepalive, stream: 0, payload: [1, 2]))
+        p.b.pollAll(now: p.now)
+        #expect(p.b.failures == [.malformed(0x24)])
+    }
+
     @Test func talkingPeerNeverTimesOut() {
         let limits = MuxLimits(heartbeatMs: 1000)
         let p = Pump(seed: 96, limitsA: limits, limitsB: limits)

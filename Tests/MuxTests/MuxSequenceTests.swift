@@ -215,7 +215,7 @@ import Wire
         }
         var stream: UInt32
         switch FrameType(rawValue: type) {
-        case .ping?, .pong?, .goaway?, .challenge?, .auth?, .welcome?, .denied?:
+        case .ping?, .pong?, .goaway?, .keepalive?, .challenge?, .auth?, .welcome?, .denied?:
             stream = rng.chance(99) ? 0 : UInt32(rng.below(16))
         case .open?:
             // Usually the next id of the peer's parity.
@@ -242,7 +242,7 @@ import Wire
             case .open:
                 let caller = rng.chance(50) ? PeerAddress.none : PeerAddress(ip: [1, 2, 3, 4], port: 9)
                 payload = OpenPayload(target: target(&rng), window: UInt32(rng.below(100_000)), caller: caller).encode()
-            case .accept, .window: payload = u32()
+            case .accept, .window, .keepalive: payload = u32()
                 if t == .window && rng.chance(98) && payload == [0, 0, 0, 0] { payload = [0, 0, 0, 1] }
             case .refuse, .reset: payload = [UInt8(rng.below(16))]
             case .ping, .pong: payload = (0..<8).map { _ in UInt8(rng.below(3)) }

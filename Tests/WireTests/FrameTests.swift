@@ -113,6 +113,7 @@ import Wire
                 case .refuse: result = .reason(try ControlPayload.decodeReason(b, .refuse))
                 case .reset: result = .reason(try ControlPayload.decodeReason(b, .reset))
                 case .window: result = .window(try ControlPayload.decodeU32(b, .window))
+                case .keepalive: result = .window(try ControlPayload.decodeU32(b, .keepalive))
                 case .ping: result = .ping(try ControlPayload.decodePing(b, .ping))
                 case .pong: result = .ping(try ControlPayload.decodePing(b, .pong))
                 case .goaway:
@@ -199,6 +200,9 @@ import Wire
         Golden(
             name: "PONG", type: .pong, stream: 0, value: .ping(0xfedc_ba98_7654_3210),
             hex: "21 00 00 08 00 00 00 00 | fe dc ba 98 76 54 32 10"),
+        // KEEPALIVE: the agent's heartbeat in ms, u32 (240 s)
+        Golden(name: "KEEPALIVE", type: .keepalive, stream: 0, value: .window(240_000),
+               hex: "24 00 00 04 00 00 00 00 00 03 a9 80"),
         // GOAWAY: reason u8 | retry-after ms u32
         Golden(
             name: "GOAWAY", type: .goaway, stream: 0, value: .goaway(.goingAway, 30_000),
@@ -246,7 +250,7 @@ import Wire
         let codes: [(FrameType, UInt8)] = [
             (.challenge, 0x01), (.auth, 0x02), (.welcome, 0x03), (.denied, 0x04),
             (.open, 0x10), (.accept, 0x11), (.refuse, 0x12), (.data, 0x13), (.fin, 0x14), (.reset, 0x15),
-            (.window, 0x16), (.ping, 0x20), (.pong, 0x21), (.goaway, 0x22),
+            (.window, 0x16), (.ping, 0x20), (.pong, 0x21), (.goaway, 0x22), (.keepalive, 0x24),
         ]
         #expect(codes.count == FrameType.allCases.count)
         for (t, raw) in codes {
