@@ -39,7 +39,7 @@
  *
  * Usage:
  *   loadgen --relay 127.0.0.1:PORT --pin sha256:HEX [--count 1000] [--index-base 0] [--seed S]
- *           [--sources N] [--concurrency 64] [--per-source 24] [--rate R] [--hold 300]
+ *           [--sources N] [--first-source 2] [--concurrency 64] [--per-source 24] [--rate R] [--hold 300]
  *           [--timeout 20] [--reconnect] [--groups P-256] [--tls12]
  *   loadgen --write-registry FILE [--count N] [--index-base 0] [--seed S]
  *
@@ -102,12 +102,12 @@ static struct {
     int have_pin;
     long count, index_base;
     const char *seed;
-    int sources, concurrency, per_source;
+    int sources, first_source, concurrency, per_source;
     double rate, hold, timeout;
     int reconnect, tls12;
     const char *groups;
     const char *write_registry;
-} opt = {.count = 1000, .seed = "bench", .concurrency = 64, .per_source = 24, .hold = 300,
+} opt = {.count = 1000, .seed = "bench", .first_source = 2, .concurrency = 64, .per_source = 24, .hold = 300,
          .timeout = 20, .groups = "P-256"};
 
 static struct {
@@ -836,7 +836,7 @@ static void start(struct device *d) {
     setsockopt(d->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);   /* port chosen at connect */
     setsockopt(d->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_in src = {.sin_family = AF_INET};
-    src.sin_addr.s_addr = htonl(0x7f000002u + d->src);   /* 127.0.0.2, 127.0.0.3, ... */
+    src.sin_addr.s_addr = htonl(0x7f000000u + (uint32_t)opt.first_source + d->src);   /* 127.0.0.2, 127.0.0.3, ... */
     if (bind(d->fd, (struct sockaddr *)&src, sizeof src) != 0) {
         drop(d, E_NOPORT);
         return;
@@ -944,8 +944,8 @@ static int on_stdin(void) {
 
 static void usage(void) {
     fputs("usage: loadgen --relay 127.0.0.1:PORT --pin sha256:HEX [--count N] [--index-base I] [--seed S]\n"
-          "               [--sources N] [--concurrency N] [--per-source N] [--rate R] [--hold SECONDS]\n"
-          "               [--timeout SECONDS] [--reconnect] [--groups LIST] [--tls12]\n"
+          "               [--sources N] [--first-source N] [--concurrency N] [--per-source N] [--rate R]\n"
+          "               [--hold SECONDS] [--timeout SECONDS] [--reconnect] [--groups LIST] [--tls12]\n"
           "       loadgen --write-registry FILE [--count N] [--index-base I] [--seed S]\n", stderr);
     exit(2);
 }
@@ -969,6 +969,7 @@ static void parse(int argc, char **argv) {
         else if (ARG("--index-base")) opt.index_base = atol(v);
         else if (ARG("--seed")) opt.seed = v;
         else if (ARG("--sources")) opt.sources = atoi(v);
+        else if (ARG("--first-source")) opt.first_source = atoi(v);
         else if (ARG("--concurrency")) opt.concurrency = atoi(v);
         else if (ARG("--per-source")) opt.per_source = atoi(v);
         else if (ARG("--rate")) opt.rate = atof(v);
@@ -996,7 +997,8 @@ static void parse(int argc, char **argv) {
     if ((ntohl(opt.relay.sin_addr.s_addr) >> 24) != 127) die("--relay: 127.x.x.x only");
     /* ~28,000 ephemeral ports per source address; 25,000 devices each leaves room for TIME_WAIT. */
     if (opt.sources <= 0) opt.sources = (int)((opt.count + 24999) / 25000);
-    if (opt.sources > 200) die("--sources: at most 200 (127.0.0.2 ... 127.0.0.201)");
+    if (opt.first_source < 2 || opt.first_source + opt.sources > 255)
+        die("--first-source, --sources: source addresses 127.0.0.2 ... 127.0.0.254");
     if (opt.concurrency < 1 || opt.per_source < 1) die("--concurrency and --per-source: at least 1");
 }
 
