@@ -22,6 +22,13 @@ build/loadgen: bench/loadgen.c
 	fi
 	$(CC) -O2 -Wall -Wextra -o $@ bench/loadgen.c -lssl -lcrypto
 
+# The generator's behaviour against a real relay (bench/loadgen_check.py, ~30 s): pre-enrolled
+# keys admitted without enrollment, WELCOME IDs, open enrollment, kill -9 and all back, ticket
+# resumption against openssl s_server.
+.PHONY: bench-loadgen-check
+bench-loadgen-check: build/agent-x86_64 build/loadgen
+	timeout --signal=TERM --kill-after=20 300 python3 bench/loadgen_check.py --agent build/agent-x86_64 --loadgen build/loadgen
+
 # Idle devices beside a live stream (bench/scale.py, bench/loadgen.c): first and returning
 # admissions per second, the round trip at 0 and at each count of idle devices, the relay's
 # idle CPU and RSS per device, the time until all are back after a kill -9 of the relay.

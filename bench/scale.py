@@ -190,8 +190,8 @@ def one(a, agent, work, counts):
         for want in counts:
             n = min(want, cap)
             if n != want:
-                out["notes"].append("%d idle devices asked, %d run: the open-file hard limit is %d here "
-                                    "(the relay and the generator need one descriptor per device)" % (want, n, hard))
+                out["notes"].append("%s idle devices asked, %s run: the open-file hard limit is %s here "
+                                    "(the relay and the generator need one descriptor per device)" % ("{:,}".format(want), "{:,}".format(n), "{:,}".format(hard)))
             if n <= total:
                 continue
             step = n - total
@@ -231,10 +231,17 @@ def one(a, agent, work, counts):
             time.sleep(a.idle_seconds)
             s["idle_cpu_pct"] = 100.0 * (bench.cpu_ticks(relay_pid) - t0) / CLK / a.idle_seconds
             s["rtt"] = rtt_stats(path.port)
-            s["alive"] = sum(int(t.count()["alive"]) for t in tools)
+            counts = [t.count() for t in tools]
+            s["alive"] = sum(int(c["alive"]) for c in counts)
+            # The generator checks every WELCOME's ID against the key it derived; pre-enrolled keys
+            # must not be enrolled by their connection (else the registry was not the relay's).
+            bad = sum(int(c.get("id_mismatch", 0)) for c in counts)
+            enrolled = sum(int(c.get("enrolled", 0)) for c in counts)
+            if bad or (registry_keys and enrolled):
+                out["notes"].append("%d WELCOMEs with another ID, %d devices enrolled by their connection: "
+                                    "the figures of this binary are suspect" % (bad, enrolled))
             if a.tool == "loadgen":   # its resident memory beyond what it had before connecting
-                c = [t.count() for t in tools]
-                s["generator_kib_per_device"] = sum(x["rss_kib"] - x["base_rss_kib"] for x in c) / max(1, s["alive"])
+                s["generator_kib_per_device"] = sum(c["rss_kib"] - c["base_rss_kib"] for c in counts) / max(1, s["alive"])
             out["steps"].append(s)
             bench.log("  %d admitted at %.0f/s, alive %d, RSS/device %.1f KiB, idle CPU %.1f %%, RTT p50 %.0f us"
                       % (connected, s["admit_rate"], s["alive"], s["rss_per_device_kib"], s["idle_cpu_pct"],
