@@ -28,10 +28,13 @@
  * fields after them):
  *   connected N failed M seconds S ...   once every device has had its first attempt
  *   alive N pings P admissions A ...     in answer to a line "count" on stdin
- * The "count" answer also carries resumed=R (admissions over a resumed TLS session),
- * enrolled=E (WELCOMEs saying this connection enrolled the key), lost=L (tunnels lost after
- * admission), all_back_at=T (CLOCK_MONOTONIC seconds, the last time every device was up
- * again after one was lost; 0 if that never happened) and last_loss_at=T.
+ * Both lines go on with more "name value" pairs: in the "count" answer resumed (admissions
+ * over a resumed TLS session), tls_resumed (TLS handshakes that resumed), enrolled (WELCOMEs
+ * saying this connection enrolled the key), lost (tunnels lost after admission), attempts,
+ * pending, id_mismatch (WELCOMEs with another ID than the device's: the run is wrong),
+ * all_back_at (CLOCK_MONOTONIC seconds, the last time every device was up again after one was
+ * lost; 0 if that never happened), last_loss_at, rss_kib and base_rss_kib (this process's
+ * resident memory now and before the first connection).
  *
  * --reconnect: a device that loses the relay comes back with the same key after a backoff of
  * 0.5 s (doubling to 8 s after failed attempts), jittered to 50-100 %, as idle_devices.py does.
@@ -39,8 +42,11 @@
  *
  * Usage:
  *   loadgen --relay 127.0.0.1:PORT --pin sha256:HEX [--count 1000] [--index-base 0] [--seed S]
- *           [--sources N] [--first-source 2] [--concurrency 64] [--per-source 24] [--rate R] [--hold 300]
- *           [--timeout 20] [--reconnect] [--groups P-256] [--tls12]
+ *           [--sources N] [--first-source 2] [--concurrency 64] [--per-source 24] [--rate R]
+ *           [--hold 300] [--timeout 20] [--reconnect] [--groups P-256] [--tls12]
+ *   --sources: source addresses 127.0.0.<first-source> on (default: one per 25,000 devices);
+ *   --rate: first attempts per second (default: as fast as the handshake slots allow);
+ *   --timeout: seconds for TCP, TLS and hello together; --tls12: allow TLS 1.2 (older relays).
  *   loadgen --write-registry FILE [--count N] [--index-base 0] [--seed S]
  *
  * Build: cc -O2 -o build/loadgen bench/loadgen.c -lssl -lcrypto (bench/bench.mk).
