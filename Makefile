@@ -5,6 +5,7 @@
 #   make release  static release binaries build/agent-{x86_64,aarch64,armv7}
 #   make host     host debug build (.build/debug/agent)
 #   make bench    benchmarks side by side with OpenSSH (see docs/PERFORMANCE.md)
+#   make bench-scale  idle devices from bench/loadgen beside a live stream, kill -9 of the relay
 
 SHELL := /bin/bash
 export PATH := /opt/swift/usr/bin:$(PATH)
