@@ -43,7 +43,10 @@
  * Usage:
  *   loadgen --relay 127.0.0.1:PORT --pin sha256:HEX [--count 1000] [--index-base 0] [--seed S]
  *           [--sources N] [--first-source 2] [--concurrency 64] [--per-source 24] [--rate R]
- *           [--hold 300] [--timeout 20] [--reconnect] [--groups P-256] [--tls12]
+ *           [--hold 300] [--timeout 20] [--reconnect] [--groups P-256] [--tls12] [--keepalive 240]
+ *   --keepalive: seconds between a device's own PINGs, announced to the relay after WELCOME
+ *     (KEEPALIVE, as `agent --role reverse` does; the relay then does not ping it); 0: announce
+ *     nothing and only answer the relay's PINGs (agents before KEEPALIVE);
  *   --sources: source addresses 127.0.0.<first-source> on (default: one per 25,000 devices);
  *   --rate: first attempts per second (default: as fast as the handshake slots allow);
  *   --timeout: seconds for TCP, TLS and hello together; --tls12: allow TLS 1.2 (older relays).
@@ -87,7 +90,7 @@
 
 static const uint8_t PREAMBLE[8] = {'a', 'g', 'e', 'n', 't', '/', '1', '\n'};
 enum { T_CHALLENGE = 0x01, T_AUTH = 0x02, T_WELCOME = 0x03, T_DENIED = 0x04 };
-enum { T_PING = 0x20, T_PONG = 0x21, T_GOAWAY = 0x22 };
+enum { T_PING = 0x20, T_PONG = 0x21, T_GOAWAY = 0x22, T_KEEPALIVE = 0x24 };
 enum { ROLE_REVERSE = 1, MAX_PAYLOAD = 16376, HEADER = 8, ID_BYTES = 20 };
 static const char AUTH_LABEL[] = "agent auth v1";                    /* 13 bytes, no NUL */
 static const char CHALLENGE_LABEL[] = "agent relay challenge v2";     /* 24 bytes, no NUL */
@@ -109,12 +112,12 @@ static struct {
     long count, index_base;
     const char *seed;
     int sources, first_source, concurrency, per_source;
-    double rate, hold, timeout;
+    double rate, hold, timeout, keepalive;
     int reconnect, tls12;
     const char *groups;
     const char *write_registry;
 } opt = {.count = 1000, .seed = "bench", .first_source = 2, .concurrency = 64, .per_source = 24, .hold = 300,
-         .timeout = 20, .groups = "P-256"};
+         .timeout = 20, .keepalive = 240, .groups = "P-256"};
 
 static struct {
     long connected, failed;          /* first attempts: admitted / not */
@@ -678,6 +681,12 @@ static int on_frame(struct device *d, uint8_t type, uint32_t stream, const uint8
         if (d->first) st.connected++;
         d->first = 0;
         check_all_back();
+        if (opt.keepalive > 0) {
+            uint32_t ms = (uint32_t)(opt.keepalive * 1000);
+            uint8_t k[4] = {(uint8_t)(ms >> 24), (uint8_t)(ms >> 16), (uint8_t)(ms >> 8), (uint8_t)ms};
+            if (!send_frame(d, T_KEEPALIVE, 0, k, 4)) return E_CLOSED;
+            set_deadline(d, mono() + opt.keepalive);
+        }
         return -1;
     case S_UP:
         if (type == T_PING && stream == 0) {
@@ -897,6 +906,10 @@ static void on_timers(double now) {
             enqueue(d);                       /* backoff over */
         } else if (d->state >= S_CONNECTING && d->state < S_UP) {
             drop(d, d->state == S_CONNECTING ? E_CONNECT_TIMEOUT : E_TIMEOUT);
+        } else if (d->state == S_UP && opt.keepalive > 0) {
+            static const uint8_t ping[8] = {0, 0, 0, 0, 0, 0, 0, 1};   /* the relay's PONG is ignored */
+            if (!send_frame(d, T_PING, 0, ping, 8)) drop(d, E_CLOSED);
+            else set_deadline(d, now + opt.keepalive);
         }
     }
 }
@@ -981,6 +994,7 @@ static void parse(int argc, char **argv) {
         else if (ARG("--rate")) opt.rate = atof(v);
         else if (ARG("--hold")) opt.hold = atof(v);
         else if (ARG("--timeout")) opt.timeout = atof(v);
+        else if (ARG("--keepalive")) opt.keepalive = atof(v);
         else if (ARG("--groups")) opt.groups = v;
         else if (ARG("--write-registry")) opt.write_registry = v;
         else if (strcmp(a, "--reconnect") == 0) opt.reconnect = 1;
