@@ -18,7 +18,7 @@ public enum Limits {
     public static let heartbeatSeconds = 15
     /// A device's heartbeat (`--heartbeat` of a reverse): it pings the relay this often and
     /// tells it so (KEEPALIVE), and the relay does not ping it. One exchange per interval:
-    /// about 83 KB a day on the wire with TCP/IP headers (docs/PERFORMANCE.md, long paths).
+    /// about 87 KB a day on the wire with TCP/IP headers (docs/LIMITS.md).
     public static let reverseHeartbeatSeconds = 240
     public static let reconnectMaxSeconds = 30
     /// First reconnect attempt: within this (jittered between half and all of it).
