@@ -298,6 +298,120 @@ out:
     return rc;
 }
 
+/* ---- resume credentials (relay) ---------------------------------------- */
+/* A device admitted by a full hello gets (identity, psk) from the relay and
+ * offers it as a TLS 1.3 external PSK on its next connection. The relay keeps
+ * nothing per device: the identity is the credential sealed with a resume key.
+ *
+ *   identity = key id (4) | nonce (12) | ChaCha20-Poly1305(plain) (70) | tag (16)
+ *   plain    = expiry (8, big-endian UNIX seconds) | psk (32) | claim (30, Swift's)
+ *
+ * with the 16 bytes before the ciphertext as additional data. Keys come from
+ * the relay (its --state file): slot 0 current (seals and opens), slot 1 the
+ * previous one (opens only). */
+struct shim_resume {
+    psa_key_id_t key[2];
+    unsigned char id[2][4];
+    const mbedtls_ssl_config *psk_conf;      /* the listener's psk_ke-only twin */
+    const mbedtls_ssl_context *claim_ssl;    /* the handshake the claim below is for */
+    unsigned char claim[SHIM_RESUME_PLAIN];  /* last opened plaintext, psk zeroed */
+};
+
+struct shim_resume *shim_resume_new(void) { return calloc(1, sizeof(struct shim_resume)); }
+
+void shim_resume_free(struct shim_resume *r) {
+    if (r == NULL) return;
+    for (int i = 0; i < 2; i++) if (r->key[i] != 0) psa_destroy_key(r->key[i]);
+    mbedtls_platform_zeroize(r, sizeof *r);
+    free(r);
+}
+
+int shim_resume_set_key(struct shim_resume *r, int slot, const unsigned char *id, const unsigned char *key) {
+    if (slot < 0 || slot > 1) return -1;
+    if (r->key[slot] != 0) psa_destroy_key(r->key[slot]);
+    r->key[slot] = 0;
+    if (key == NULL) return 0;
+    psa_key_attributes_t a = PSA_KEY_ATTRIBUTES_INIT;
+    psa_set_key_type(&a, PSA_KEY_TYPE_CHACHA20);
+    psa_set_key_bits(&a, 256);
+    psa_set_key_usage_flags(&a, PSA_KEY_USAGE_ENCRYPT | PSA_KEY_USAGE_DECRYPT);
+    psa_set_key_algorithm(&a, PSA_ALG_CHACHA20_POLY1305);
+    if (psa_import_key(&a, key, 32, &r->key[slot]) != PSA_SUCCESS) { r->key[slot] = 0; return -1; }
+    memcpy(r->id[slot], id, 4);
+    return 0;
+}
+
+void shim_resume_set_psk_conf(struct shim_resume *r, const mbedtls_ssl_config *conf) { r->psk_conf = conf; }
+
+int shim_resume_seal(struct shim_resume *r, const unsigned char *plain, unsigned char *out) {
+    if (r->key[0] == 0) return -1;
+    memcpy(out, r->id[0], 4);
+    if (psa_generate_random(out + 4, 12) != PSA_SUCCESS) return -1;
+    size_t n = 0;
+    if (psa_aead_encrypt(r->key[0], PSA_ALG_CHACHA20_POLY1305, out + 4, 12, out, 16, plain, SHIM_RESUME_PLAIN,
+                         out + 16, SHIM_RESUME_IDENTITY - 16, &n) != PSA_SUCCESS || n != SHIM_RESUME_IDENTITY - 16)
+        return -1;
+    return 0;
+}
+
+int shim_resume_open(struct shim_resume *r, const unsigned char *identity, size_t len, long long now_s,
+                     unsigned char *plain) {
+    if (len != SHIM_RESUME_IDENTITY) return SHIM_RESUME_MALFORMED;
+    int which = -1;
+    for (int i = 0; i < 2; i++)
+        if (r->key[i] != 0 && memcmp(identity, r->id[i], 4) == 0) which = i;
+    if (which < 0) return SHIM_RESUME_UNKNOWN_KEY;
+    size_t n = 0;
+    if (psa_aead_decrypt(r->key[which], PSA_ALG_CHACHA20_POLY1305, identity + 4, 12, identity, 16, identity + 16,
+                         len - 16, plain, SHIM_RESUME_PLAIN, &n) != PSA_SUCCESS || n != SHIM_RESUME_PLAIN) {
+        mbedtls_platform_zeroize(plain, SHIM_RESUME_PLAIN);
+        return SHIM_RESUME_BAD_TAG;
+    }
+    unsigned long long expiry = 0;
+    for (int i = 0; i < 8; i++) expiry = expiry << 8 | plain[i];
+    if (now_s < 0 || (unsigned long long)now_s >= expiry) {
+        mbedtls_platform_zeroize(plain, SHIM_RESUME_PLAIN);
+        return SHIM_RESUME_EXPIRED;
+    }
+    return 0;
+}
+
+/* mbedtls_ssl_conf_psk_cb's callback. A credential that opens makes the PSK the
+ * handshake's, and moves this handshake to the listener's twin config, which
+ * allows psk_ke only: mbedTLS 3.6 prefers a certificate handshake to psk_ke
+ * whenever the client also sent a key share (ssl_tls13_server.c, "order of
+ * preference"), and a device sends one so that an unknown credential falls back
+ * to a full handshake. The twin is the same config with only the key exchange
+ * modes changed. A handshake finishing on the twin is therefore a psk_ke
+ * handshake with this credential's PSK (binder and Finished checked by mbedTLS):
+ * shim_resume_psk_used tells the relay so. */
+int shim_resume_psk_cb(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *identity, size_t len) {
+    struct shim_resume *r = ctx;
+    unsigned char plain[SHIM_RESUME_PLAIN];
+    if (r->psk_conf == NULL || shim_resume_open(r, identity, len, shim_wall_ms() / 1000, plain) != 0) return -1;
+    int rc = mbedtls_ssl_set_hs_psk(ssl, plain + 8, 32);
+    if (rc == 0) {
+        ssl->MBEDTLS_PRIVATE(conf) = r->psk_conf;
+        memcpy(r->claim, plain, sizeof plain);
+        mbedtls_platform_zeroize(r->claim + 8, 32);
+        r->claim_ssl = ssl;
+    }
+    mbedtls_platform_zeroize(plain, sizeof plain);
+    return rc == 0 ? 0 : -1;
+}
+
+int shim_resume_take(struct shim_resume *r, const mbedtls_ssl_context *ssl, unsigned char *claim) {
+    if (r->claim_ssl != ssl) return 0;
+    memcpy(claim, r->claim, SHIM_RESUME_PLAIN);
+    mbedtls_platform_zeroize(r->claim, SHIM_RESUME_PLAIN);
+    r->claim_ssl = NULL;
+    return 1;
+}
+
+int shim_resume_psk_used(const struct shim_resume *r, const mbedtls_ssl_context *ssl) {
+    return r->psk_conf != NULL && ssl->MBEDTLS_PRIVATE(conf) == r->psk_conf;
+}
+
 /* ---- certificates ----------------------------------------------------- */
 int shim_x509write_issuer_from(mbedtls_x509write_cert *w, const mbedtls_x509_crt *ca) {
     mbedtls_asn1_free_named_data_list(&w->MBEDTLS_PRIVATE(issuer));

@@ -69,18 +69,30 @@ public final class TLSConfig {
     let key: PrivateKey?
     let trusted: Certificate?
     var tickets: OpaquePointer?
+    /// Server: the resume credentials it accepts, and the twin of `conf` that allows
+    /// psk_ke only (a handshake whose credential opened moves to it; see shims.c).
+    public let resume: ResumeKeys?
+    var pskConf: UnsafeMutablePointer<mbedtls_ssl_config>? = nil
+    /// Client: this config offers a resume credential (an external PSK).
+    public let offersPSK: Bool
 
     /// - Parameters:
     ///   - certificate, key: what this side presents (required on a server).
     ///   - maxFragment: the largest record this side sends (see `MaxFragment`).
     ///   - ticketLifetimeSeconds: on a server, enables session tickets valid this long
     ///     (resumption skips the public-key work; after it a full handshake renews keys).
+    ///   - resume: on a server, accepts the resume credentials these keys open (psk_ke).
+    ///   - psk: on a client, offers this resume credential (psk_ke), with a full
+    ///     handshake in the same connection if the server does not take it.
     public init(side: Side, rng: Rng, certificate: Certificate?, key: PrivateKey?, peerCheck: PeerCheck,
-                maxFragment: MaxFragment = .full, ticketLifetimeSeconds: UInt32? = nil) throws(CryptoError) {
+                maxFragment: MaxFragment = .full, ticketLifetimeSeconds: UInt32? = nil, resume: ResumeKeys? = nil,
+                psk: (identity: [UInt8], key: [UInt8])? = nil) throws(CryptoError) {
         self.side = side
         self.rng = rng
         self.certificate = certificate
         self.key = key
+        self.resume = side == .server ? resume : nil
+        offersPSK = side == .client && psk != nil
         conf = .allocate(capacity: 1)
         mbedtls_ssl_config_init(conf)
         switch peerCheck {
@@ -88,6 +100,37 @@ public final class TLSConfig {
         case .afterHandshake(let t): trusted = t
         case .required(let t): trusted = t
         }
+        try setUp(conf, peerCheck: peerCheck, maxFragment: maxFragment)
+        // Forward secrecy wherever a PSK is used, except for resume credentials: a
+        // resumed session's psk_dhe_ke would cost the relay the ECDH it avoids.
+        let ephemeral = MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL
+        var modes = ephemeral | MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL
+        if let r = self.resume {
+            let twin = UnsafeMutablePointer<mbedtls_ssl_config>.allocate(capacity: 1)
+            mbedtls_ssl_config_init(twin)
+            pskConf = twin  // deinit frees it
+            try setUp(twin, peerCheck: peerCheck, maxFragment: maxFragment)
+            mbedtls_ssl_conf_tls13_key_exchange_modes(twin, Int32(MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK))
+            mbedtls_ssl_conf_psk_cb(conf, shim_resume_psk_cb, UnsafeMutableRawPointer(r.raw))
+            shim_resume_set_psk_conf(r.raw, twin)
+            modes = ephemeral | MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK
+        } else if side == .client, let p = psk {
+            try check("resume credential", mbedtls_ssl_conf_psk(conf, p.key, p.key.count, p.identity, p.identity.count))
+            modes = ephemeral | MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK
+        }
+        mbedtls_ssl_conf_tls13_key_exchange_modes(conf, Int32(modes))
+        if side == .server, let life = ticketLifetimeSeconds {
+            guard let t = shim_tickets_new(life) else {  // deinit frees conf
+                throw CryptoError("ticket setup", MBEDTLS_ERR_SSL_ALLOC_FAILED)
+            }
+            tickets = t
+            mbedtls_ssl_conf_session_tickets_cb(conf, shim_ticket_write, shim_ticket_parse, UnsafeMutableRawPointer(t))
+        }
+    }
+
+    /// Everything but key exchange modes, PSKs and tickets (the same for `conf` and its twin).
+    private func setUp(_ conf: UnsafeMutablePointer<mbedtls_ssl_config>, peerCheck: PeerCheck,
+                       maxFragment: MaxFragment) throws(CryptoError) {
         let endpoint = side == .client ? MBEDTLS_SSL_IS_CLIENT : MBEDTLS_SSL_IS_SERVER
         try check("ssl config", mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
                                                             MBEDTLS_SSL_PRESET_DEFAULT))
@@ -118,18 +161,16 @@ public final class TLSConfig {
         if maxFragment != .full {
             try check("max fragment", mbedtls_ssl_conf_max_frag_len(conf, maxFragment.code))
         }
-        if side == .server, let life = ticketLifetimeSeconds {
-            guard let t = shim_tickets_new(life) else {  // deinit frees conf
-                throw CryptoError("ticket setup", MBEDTLS_ERR_SSL_ALLOC_FAILED)
-            }
-            tickets = t
-            mbedtls_ssl_conf_session_tickets_cb(conf, shim_ticket_write, shim_ticket_parse, UnsafeMutableRawPointer(t))
-        }
     }
 
     deinit {
         mbedtls_ssl_config_free(conf)
         conf.deallocate()
+        if let twin = pskConf {
+            if let r = resume { shim_resume_set_psk_conf(r.raw, nil) }
+            mbedtls_ssl_config_free(twin)
+            twin.deallocate()
+        }
         shim_tickets_free(tickets)
     }
 }

@@ -135,6 +135,34 @@ int shim_ticket_parse(void *ctx, mbedtls_ssl_session *session, unsigned char *bu
  * becomes the resumed session's peer certificate chain. */
 void shim_tickets_adopt(struct shim_tickets *t, mbedtls_ssl_context *ssl);
 
+/* ---- resume credentials (relay): TLS 1.3 external PSKs sealed by the relay ---- */
+/* See shims.c. SHIM_RESUME_PLAIN: expiry (8) | psk (32) | claim (30). */
+#define SHIM_RESUME_PLAIN 70
+#define SHIM_RESUME_IDENTITY 102   /* 16 + SHIM_RESUME_PLAIN + 16 */
+#define SHIM_RESUME_UNKNOWN_KEY 1
+#define SHIM_RESUME_BAD_TAG 2
+#define SHIM_RESUME_EXPIRED 3
+#define SHIM_RESUME_MALFORMED 4
+struct shim_resume;
+struct shim_resume *shim_resume_new(void);
+void shim_resume_free(struct shim_resume *r);
+/* slot 0: current key (seals, opens), 1: previous (opens); key NULL clears the slot. 0 on success. */
+int shim_resume_set_key(struct shim_resume *r, int slot, const unsigned char *id, const unsigned char *key);
+/* The listener's twin config that allows psk_ke only (NULL: credentials are refused). */
+void shim_resume_set_psk_conf(struct shim_resume *r, const mbedtls_ssl_config *conf);
+/* Seals SHIM_RESUME_PLAIN bytes into SHIM_RESUME_IDENTITY bytes at out. 0 on success. */
+int shim_resume_seal(struct shim_resume *r, const unsigned char *plain, unsigned char *out);
+/* Opens an identity into plain (SHIM_RESUME_PLAIN bytes): 0, or SHIM_RESUME_* why not. */
+int shim_resume_open(struct shim_resume *r, const unsigned char *identity, size_t len, long long now_s,
+                     unsigned char *plain);
+/* mbedtls_ssl_conf_psk_cb's callback (server). */
+int shim_resume_psk_cb(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *identity, size_t len);
+/* After each server handshake step: 1 and the opened plaintext (psk zeroed) if this
+ * step accepted a credential for `ssl`. */
+int shim_resume_take(struct shim_resume *r, const mbedtls_ssl_context *ssl, unsigned char *claim);
+/* 1 if `ssl` runs on the psk_ke-only twin (its handshake used a credential's PSK). */
+int shim_resume_psk_used(const struct shim_resume *r, const mbedtls_ssl_context *ssl);
+
 /* ---- PSA crypto and P-256 keys ---- */
 /* psa_crypto_init(): once per process, before any key or TLS work (safe to repeat). */
 int shim_psa_init(void);
