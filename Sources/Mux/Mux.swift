@@ -168,7 +168,7 @@ public final class Mux {
             guard helloDone else { return fail(.unexpected(type.rawValue)) }
         }
         switch type {
-        case .ping, .pong, .goaway:
+        case .ping, .pong, .goaway, .resume:
             guard h.stream == 0 else { return fail(.malformed(type.rawValue)) }
         default:
             guard h.stream != 0 else { return fail(.malformed(type.rawValue)) }
@@ -188,6 +188,9 @@ public final class Mux {
                     return .pong(rttMs: lastRttMs)
                 }
                 return nil
+            case .resume:
+                guard side == .agent else { return fail(.unexpected(type.rawValue)) }
+                return .resume(Array(p))
             case .goaway:
                 let (r, ms) = try ControlPayload.decodeGoaway(p)
                 peerGoingAway = true
@@ -384,6 +387,13 @@ public final class Mux {
         guard !helloDone, payload.count <= WireProtocol.maxPayload,
               tx.freeSpace >= WireProtocol.headerSize + payload.count else { return false }
         FrameCodec.append(type, stream: 0, payload: payload, to: tx)
+        return true
+    }
+
+    /// Sends a RESUME frame now (relay, after the hello) if `tx` has room; false if not.
+    public func sendResume(_ payload: [UInt8]) -> Bool {
+        guard helloDone, failure == nil, payload.count <= WireProtocol.maxPayload, fits(payload.count) else { return false }
+        FrameCodec.append(.resume, stream: 0, payload: payload, to: tx)
         return true
     }
 

@@ -52,6 +52,15 @@ public enum Limits {
     /// The journal is compacted into a new snapshot once it has this many lines and more
     /// lines than the registry has keys.
     public static let registryJournalMinLines = 1024
+    /// Resume credentials (docs/SECURITY.md, "Resumed admission"): how long one stays valid
+    /// (a device away longer comes back with a full handshake) ...
+    public static let relayResumeLifetimeSeconds: Int64 = 86_400
+    /// ... how often the relay's resume key changes (the previous key still opens
+    /// credentials for one more period; a credential never outlives its key) ...
+    public static let relayResumeKeyRotationSeconds: Int64 = 86_400
+    /// ... and how often a live tunnel gets a fresh one (a quarter of the lifetime), so a
+    /// device connected for weeks holds a valid credential when the relay restarts.
+    public static let relayResumeRefreshSeconds: Int64 = relayResumeLifetimeSeconds / 4
     /// Per stream and direction: fills a 100 ms path at 20 Mbit/s (250 KB) on one stream.
     public static let relayWindow = 256 * 1024
 

@@ -25,6 +25,8 @@ public final class Relay {
     /// "sha256:<hex>" of the relay key: what agents pass as --relay-pin.
     public let pin: String
     let tlsConfig: TLSConfig
+    /// Resume credentials: the keys that seal and open them (in --state).
+    let resumeKeys: ResumeKeyStore
     let registry: Registry
     var enrollSecret: [UInt8]?
     var clientCA: Certificate?
@@ -94,8 +96,19 @@ public final class Relay {
         let spki = key.publicKeyDER()
         pinDigest = Digest.sha256(spki)
         pin = Identity.pin(spki: spki)
+        let resumePath = config.stateDir + "/resume-keys"
         do throws(CryptoError) {
-            tlsConfig = try TLSConfig(side: .server, rng: rng, certificate: certificate, key: key, peerCheck: .none)
+            resumeKeys = try ResumeKeyStore(path: resumePath)
+        } catch {
+            throw StartupError("resume keys: " + error.message)
+        }
+        let resumeState = try resumeKeys.load(rng: rng, now: Clock.wallSeconds())
+        if !Text.equal(resumeState, "loaded") {
+            Log.info("resume_keys", "file=" + Log.quote(resumePath) + " state=" + resumeState)
+        }
+        do throws(CryptoError) {
+            tlsConfig = try TLSConfig(side: .server, rng: rng, certificate: certificate, key: key, peerCheck: .none,
+                                      resume: resumeKeys.sealer)
         } catch {
             throw StartupError("TLS setup: " + error.message)
         }

@@ -45,6 +45,7 @@ extension Relay {
         case .tls:
             switch c.link.tls.handshake() {
             case .done:
+                c.resumeClaim = c.link.tls.resumeClaim
                 c.phase = .preamble
                 drive(c, now: now)
                 return
@@ -132,7 +133,7 @@ extension Relay {
     func startHello(_ c: RelayConn, now: Instant) {
         c.phase = .hello
         do throws(CryptoError) {
-            let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng)
+            let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng, resumed: c.resumeClaim != nil)
             c.nonce = nonce
             _ = c.mux.sendHello(.challenge, payload)
         } catch {
