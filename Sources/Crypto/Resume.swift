@@ -101,16 +101,12 @@ public struct ResumeClaim: Equatable {
         else { return nil }
         self.id = id
         self.role = role
-        expiresAt = Int64(bitPattern: readU64(p, 0))
-        issuedAt = Int64(bitPattern: readU64(p, 62))
+        expiresAt = Int64(bitPattern: openU64(p, 0))
+        issuedAt = Int64(bitPattern: openU64(p, 62))
     }
 }
 
-private func appendU64(_ o: inout [UInt8], _ v: UInt64) {
-    for i in stride(from: 56, through: 0, by: -8) { o.append(UInt8(truncatingIfNeeded: v >> UInt64(i))) }
-}
-
-private func readU64(_ p: [UInt8], _ at: Int) -> UInt64 {
+private func openU64(_ p: [UInt8], _ at: Int) -> UInt64 {
     var v: UInt64 = 0
     for i in 0..<8 { v = v << 8 | UInt64(p[at + i]) }
     return v

@@ -54,7 +54,7 @@ final class ResumeKeyStore {
         var o = magic + [UInt8(keys.count)]
         for k in keys {
             o += k.id + k.key
-            for j in stride(from: 56, through: 0, by: -8) { o.append(UInt8(truncatingIfNeeded: UInt64(bitPattern: k.created) >> UInt64(j))) }
+            appendU64(&o, UInt64(bitPattern: k.created))
         }
         return o
     }
