@@ -24,6 +24,17 @@ public enum Limits {
     public static let relayMaxPendingHandshakes = 256
     /// Of those, from one source address (an IPv6 source: its /64), so one address cannot hold them all.
     public static let relayMaxPendingPerSource = 32
+    /// New connections the relay accepts: at most this many at once, refilled at
+    /// `relayAcceptPerSecond`; beyond, they wait in the kernel's listen backlog (a
+    /// reconnect storm is taken at this pace, and live tunnels keep being served) ...
+    public static let relayAcceptBurst = 1_000
+    public static let relayAcceptPerSecond = 5_000
+    /// ... at most this many per loop turn ...
+    public static let relayAcceptPerTurn = 64
+    /// ... and TLS handshake steps with input to process (each may be a full handshake's
+    /// key exchange and signature) at most this many per turn; the rest wait for the next
+    /// turn, after the live tunnels' I/O.
+    public static let relayHandshakesPerTurn = 16
     /// Tunnels (agents connected, including handshakes in progress), `--max-tunnels`.
     public static let relayMaxTunnels = 100_000
     /// The most `--max-tunnels` accepts.

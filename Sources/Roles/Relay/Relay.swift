@@ -65,6 +65,8 @@ public final class Relay {
     /// New keys enrolled: a bounded rate (each is a registry write, and under
     /// --open-enrollment anyone can ask).
     var enrollRate = TokenBucket(burst: Limits.relayEnrollBurst, perSecond: Limits.relayEnrollPerSecond)
+    /// New connections accepted: a bounded rate (a reconnect storm waits in the backlog).
+    var acceptRate = TokenBucket(burst: Limits.relayAcceptBurst, perSecond: Limits.relayAcceptPerSecond)
     var nextSerial: UInt64 = 1
     /// Connections in TLS, preamble or hello (each holds a ticket until it leaves those phases).
     let pending = Gate(limit: Limits.relayMaxPendingHandshakes, perSource: Limits.relayMaxPendingPerSource)

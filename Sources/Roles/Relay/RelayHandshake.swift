@@ -8,8 +8,9 @@ import Wire
 extension Relay {
     func acceptAll(now: Instant) {
         var n = 0
-        while n < 64, let (fd, peer) = Socket.accept(listener) {
+        while n < Limits.relayAcceptPerTurn, acceptRate.tokens(now: now) > 0, let (fd, peer) = Socket.accept(listener) {
             n += 1
+            _ = acceptRate.take(now: now)
             if conns.count >= maxTunnels || drainDeadline != nil {
                 drop(fd, peer, drainDeadline != nil ? "draining" : "tunnel_limit", now: now)
                 continue
