@@ -5,7 +5,8 @@ import CShims
 /// `mbedtls_ssl_config`; keeps alive everything the config points to.
 ///
 /// Protocol choices are fixed here for every use in agent: TLS 1.3 only,
-/// ECDHE on P-256 (forward secrecy; also on resumption when the peer allows it),
+/// ECDHE on P-256 (forward secrecy; also on resumption, except with a relay's resume
+/// credential: psk_ke),
 /// ECDSA P-256 signatures, ChaCha20-Poly1305 preferred, then AES-128-GCM.
 /// (mbedTLS 3.6, configured in cross/mbedtls_config.h.)
 public final class TLSConfig {
@@ -69,10 +70,8 @@ public final class TLSConfig {
     let key: PrivateKey?
     let trusted: Certificate?
     var tickets: OpaquePointer?
-    /// Server: the resume credentials it accepts, and the twin of `conf` that allows
-    /// psk_ke only (a handshake whose credential opened moves to it; see shims.c).
+    /// Server: the resume credentials it accepts (psk_ke; see shims.c, "resume credentials").
     public let resume: ResumeKeys?
-    var pskConf: UnsafeMutablePointer<mbedtls_ssl_config>? = nil
     /// Client: this config offers a resume credential (an external PSK).
     public let offersPSK: Bool
 
@@ -87,12 +86,12 @@ public final class TLSConfig {
     public init(side: Side, rng: Rng, certificate: Certificate?, key: PrivateKey?, peerCheck: PeerCheck,
                 maxFragment: MaxFragment = .full, ticketLifetimeSeconds: UInt32? = nil, resume: ResumeKeys? = nil,
                 psk: (identity: [UInt8], key: [UInt8])? = nil) throws(CryptoError) {
+        self.resume = side == .server ? resume : nil
+        offersPSK = side == .client && psk != nil
         self.side = side
         self.rng = rng
         self.certificate = certificate
         self.key = key
-        self.resume = side == .server ? resume : nil
-        offersPSK = side == .client && psk != nil
         conf = .allocate(capacity: 1)
         mbedtls_ssl_config_init(conf)
         switch peerCheck {
@@ -100,37 +99,6 @@ public final class TLSConfig {
         case .afterHandshake(let t): trusted = t
         case .required(let t): trusted = t
         }
-        try setUp(conf, peerCheck: peerCheck, maxFragment: maxFragment)
-        // Forward secrecy wherever a PSK is used, except for resume credentials: a
-        // resumed session's psk_dhe_ke would cost the relay the ECDH it avoids.
-        let ephemeral = MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL
-        var modes = ephemeral | MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL
-        if let r = self.resume {
-            let twin = UnsafeMutablePointer<mbedtls_ssl_config>.allocate(capacity: 1)
-            mbedtls_ssl_config_init(twin)
-            pskConf = twin  // deinit frees it
-            try setUp(twin, peerCheck: peerCheck, maxFragment: maxFragment)
-            mbedtls_ssl_conf_tls13_key_exchange_modes(twin, Int32(MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK))
-            mbedtls_ssl_conf_psk_cb(conf, shim_resume_psk_cb, UnsafeMutableRawPointer(r.raw))
-            shim_resume_set_psk_conf(r.raw, twin)
-            modes = ephemeral | MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK
-        } else if side == .client, let p = psk {
-            try check("resume credential", mbedtls_ssl_conf_psk(conf, p.key, p.key.count, p.identity, p.identity.count))
-            modes = ephemeral | MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK
-        }
-        mbedtls_ssl_conf_tls13_key_exchange_modes(conf, Int32(modes))
-        if side == .server, let life = ticketLifetimeSeconds {
-            guard let t = shim_tickets_new(life) else {  // deinit frees conf
-                throw CryptoError("ticket setup", MBEDTLS_ERR_SSL_ALLOC_FAILED)
-            }
-            tickets = t
-            mbedtls_ssl_conf_session_tickets_cb(conf, shim_ticket_write, shim_ticket_parse, UnsafeMutableRawPointer(t))
-        }
-    }
-
-    /// Everything but key exchange modes, PSKs and tickets (the same for `conf` and its twin).
-    private func setUp(_ conf: UnsafeMutablePointer<mbedtls_ssl_config>, peerCheck: PeerCheck,
-                       maxFragment: MaxFragment) throws(CryptoError) {
         let endpoint = side == .client ? MBEDTLS_SSL_IS_CLIENT : MBEDTLS_SSL_IS_SERVER
         try check("ssl config", mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
                                                             MBEDTLS_SSL_PRESET_DEFAULT))
@@ -161,16 +129,29 @@ public final class TLSConfig {
         if maxFragment != .full {
             try check("max fragment", mbedtls_ssl_conf_max_frag_len(conf, maxFragment.code))
         }
+        // Forward secrecy wherever a PSK is used (psk_dhe_ke), except for resume
+        // credentials (psk_ke): a resumed tunnel's ECDHE would cost the relay what it saves.
+        if let r = self.resume {
+            try check("resume credentials", shim_resume_attach(r.raw, conf))
+        } else if let p = psk {
+            try check("resume credential", mbedtls_ssl_conf_psk(conf, p.key, p.key.count, p.identity, p.identity.count))
+            shim_conf_kex_modes(conf, 1)
+        } else {
+            shim_conf_kex_modes(conf, 0)
+        }
+        if side == .server, let life = ticketLifetimeSeconds {
+            guard let t = shim_tickets_new(life) else {  // deinit frees conf
+                throw CryptoError("ticket setup", MBEDTLS_ERR_SSL_ALLOC_FAILED)
+            }
+            tickets = t
+            mbedtls_ssl_conf_session_tickets_cb(conf, shim_ticket_write, shim_ticket_parse, UnsafeMutableRawPointer(t))
+        }
     }
 
     deinit {
+        if let r = resume { shim_resume_detach(r.raw) }
         mbedtls_ssl_config_free(conf)
         conf.deallocate()
-        if let twin = pskConf {
-            if let r = resume { shim_resume_set_psk_conf(r.raw, nil) }
-            mbedtls_ssl_config_free(twin)
-            twin.deallocate()
-        }
         shim_tickets_free(tickets)
     }
 }

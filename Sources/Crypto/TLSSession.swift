@@ -151,8 +151,8 @@ public final class TLSSession {
         let rc = mbedtls_ssl_handshake(ssl)
         if let t = config.tickets { shim_tickets_adopt(t, ssl) }
         if let r = config.resume {
-            var plain = [UInt8](repeating: 0, count: ResumeKeys.plainBytes)
-            if shim_resume_take(r.raw, ssl, &plain) == 1 { claimSeen = ResumeClaim(plain: plain) }
+            var c = shim_resume_claim()
+            if shim_resume_take(r.raw, ssl, &c) == 1 { claimSeen = ResumeClaim(c) }
         }
         if rc == 0 {
             status = .open

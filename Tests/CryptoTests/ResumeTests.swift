@@ -14,21 +14,33 @@ import Wire
     static let idA: [UInt8] = [1, 2, 3, 4]
     static let idB: [UInt8] = [5, 6, 7, 8]
     static let agent = AgentID(bytes: [UInt8](repeating: 7, count: AgentID.byteCount))!
-    static let psk = [UInt8](repeating: 0x5a, count: 32)
+
+    /// A key file image written out by hand (shims.c): "AGRK" | 1 | count | (id | key | created u64)...
+    static func image(_ entries: [([UInt8], [UInt8])], created: UInt8 = 9) -> [UInt8] {
+        var o: [UInt8] = Array("AGRK".utf8) + [1, UInt8(entries.count)]
+        for (id, key) in entries { o += id + key + [0, 0, 0, 0, 0, 0, 0, created] }
+        return o
+    }
 
     static func keys(_ current: ([UInt8], [UInt8]), previous: ([UInt8], [UInt8])? = nil) throws -> ResumeKeys {
         let k = try ResumeKeys()
-        try k.setKey(slot: 0, id: current.0, key: current.1)
-        if let p = previous { try k.setKey(slot: 1, id: p.0, key: p.1) }
+        #expect(k.load(image([current] + (previous.map { [$0] } ?? []))) == 9)
         return k
+    }
+
+    /// Issues a credential and reads it back as the agent does.
+    static func issue(_ k: ResumeKeys, role: AgentRole = .reverse, now: Int64, lifetime: UInt32) throws -> ResumeMessage {
+        let payload = try #require(k.issue(id: agent, role: role, now: now, lifetime: lifetime))
+        return try decodeBytes(payload) { (b) throws(WireError) in try ResumeMessage.decode(b) }
     }
 
     @Test func sealsAndOpens() throws {
         let k = try Self.keys((Self.idA, Self.keyA))
-        let identity = try #require(k.seal(id: Self.agent, role: .reverse, issuedAt: 1000, expiresAt: 2000, psk: Self.psk))
-        #expect(identity.count == ResumeKeys.identityBytes)
-        #expect(Array(identity[0..<4]) == Self.idA)
-        guard case .success(let (claim, psk)) = k.open(identity, nowSeconds: 1999) else {
+        let m = try Self.issue(k, now: 1000, lifetime: 1000)
+        #expect(m.lifetimeSeconds == 1000)
+        #expect(m.identity.count == Int(SHIM_RESUME_IDENTITY))
+        #expect(Array(m.identity[0..<4]) == Self.idA)
+        guard case .success(let (claim, psk)) = k.open(m.identity, nowSeconds: 1999) else {
             Issue.record("did not open")
             return
         }
@@ -36,52 +48,61 @@ import Wire
         #expect(claim.role == .reverse)
         #expect(claim.issuedAt == 1000)
         #expect(claim.expiresAt == 2000)
-        #expect(psk == Self.psk)
-        // Two seals of the same claim differ (fresh nonce): nothing to link them by.
-        let again = try #require(k.seal(id: Self.agent, role: .reverse, issuedAt: 1000, expiresAt: 2000, psk: Self.psk))
-        #expect(again != identity)
+        #expect(psk == m.psk)
+        // Two credentials for the same claim differ (fresh PSK and nonce): nothing links them.
+        let again = try Self.issue(k, now: 1000, lifetime: 1000)
+        #expect(again.identity != m.identity && again.psk != m.psk)
     }
 
     @Test func refusesExpired() throws {
         let k = try Self.keys((Self.idA, Self.keyA))
-        let identity = try #require(k.seal(id: Self.agent, role: .forward, issuedAt: 1000, expiresAt: 2000, psk: Self.psk))
-        #expect(k.open(identity, nowSeconds: 2000).failure == .expired)
-        #expect(k.open(identity, nowSeconds: 50_000).failure == .expired)
+        let m = try Self.issue(k, role: .forward, now: 1000, lifetime: 1000)
+        #expect(k.open(m.identity, nowSeconds: 2000).failure == .expired)
+        #expect(k.open(m.identity, nowSeconds: 50_000).failure == .expired)
     }
 
     @Test func refusesWrongKey() throws {
         let a = try Self.keys((Self.idA, Self.keyA))
-        let identity = try #require(a.seal(id: Self.agent, role: .reverse, issuedAt: 1, expiresAt: 10, psk: Self.psk))
+        let m = try Self.issue(a, now: 1, lifetime: 9)
         // Another relay's key under another id: unknown.
         let b = try Self.keys((Self.idB, Self.keyB))
-        #expect(b.open(identity, nowSeconds: 5).failure == .unknownKey)
+        #expect(b.open(m.identity, nowSeconds: 5).failure == .unknownKey)
         // The same key id with other key bytes (a key file replaced): the tag fails.
         let c = try Self.keys((Self.idA, Self.keyB))
-        #expect(c.open(identity, nowSeconds: 5).failure == .badTag)
+        #expect(c.open(m.identity, nowSeconds: 5).failure == .badTag)
     }
 
     @Test func previousKeyStillOpensAfterRotation() throws {
-        let before = try Self.keys((Self.idA, Self.keyA))
-        let identity = try #require(before.seal(id: Self.agent, role: .reverse, issuedAt: 1, expiresAt: 10, psk: Self.psk))
-        let rotated = try Self.keys((Self.idB, Self.keyB), previous: (Self.idA, Self.keyA))
-        #expect(rotated.open(identity, nowSeconds: 5).failure == nil)
-        let fresh = try #require(rotated.seal(id: Self.agent, role: .reverse, issuedAt: 1, expiresAt: 10, psk: Self.psk))
-        #expect(Array(fresh[0..<4]) == Self.idB)
+        let k = try Self.keys((Self.idA, Self.keyA))
+        let m = try Self.issue(k, now: 1, lifetime: 9)
+        let rotated = try #require(k.rotate(Self.image([(Self.idA, Self.keyA)]), now: 77))
+        #expect(rotated.count == 6 + 2 * 44 && Array(rotated[50..<94]) == Array(Self.image([(Self.idA, Self.keyA)])[6..<50]))
+        #expect(k.load(rotated) == 77)
+        #expect(k.open(m.identity, nowSeconds: 5).failure == nil)
+        let fresh = try Self.issue(k, now: 1, lifetime: 9)
+        #expect(Array(fresh.identity[0..<4]) == Array(rotated[6..<10]))
+        #expect(Array(fresh.identity[0..<4]) != Self.idA)
         // Rotated twice: the first key is gone.
-        let twice = try Self.keys(([9, 9, 9, 9], Self.keyA), previous: (Self.idB, Self.keyB))
-        #expect(twice.open(identity, nowSeconds: 5).failure == .unknownKey)
+        _ = try #require(k.rotate(rotated, now: 78))
+        #expect(k.open(m.identity, nowSeconds: 5).failure == .unknownKey)
+        #expect(k.open(fresh.identity, nowSeconds: 5).failure == nil)
     }
 
     @Test func refusesTamperedAndMalformed() throws {
         let k = try Self.keys((Self.idA, Self.keyA))
-        let identity = try #require(k.seal(id: Self.agent, role: .reverse, issuedAt: 1, expiresAt: 10, psk: Self.psk))
-        for i in [4, 15, 16, 40, ResumeKeys.identityBytes - 1] {  // nonce, ciphertext, tag
+        let identity = try Self.issue(k, now: 1, lifetime: 9).identity
+        for i in [4, 15, 16, 40, identity.count - 1] {  // nonce, ciphertext, tag
             var t = identity
             t[i] ^= 0x01
             #expect(k.open(t, nowSeconds: 5).failure == .badTag, "byte \(i)")
         }
         #expect(k.open(Array(identity.dropLast()), nowSeconds: 5).failure == .malformed)
         #expect(k.open([], nowSeconds: 5).failure == .malformed)
+        // Not a key file: refused, and the keys in force stay.
+        #expect(k.load(Array("AGRK".utf8) + [1, 3]) == nil)
+        #expect(k.load(Array(Self.image([(Self.idA, Self.keyA)]).dropLast())) == nil)
+        #expect(k.load(Self.image([(Self.idA, Self.keyA), (Self.idB, Self.keyB), (Self.idB, Self.keyA)])) == nil)
+        #expect(k.open(identity, nowSeconds: 5).failure == nil)
     }
 
     // MARK: TLS
@@ -95,16 +116,15 @@ import Wire
             rng = try Rng()
             id = try T.Party(rng: rng)
             keys = try ResumeKeys.init()
-            try keys.setKey(slot: 0, id: keyID, key: key)
+            #expect(keys.load(ResumeTests.image([(keyID, key)])) != nil)
             config = try TLSConfig(side: .server, rng: rng, certificate: id.cert, key: id.key, peerCheck: .none,
                                    resume: keys)
         }
 
         func credential(expiresAt: Int64 = Int64(shim_wall_ms() / 1000) + 3600, role: AgentRole = .reverse)
             throws -> (identity: [UInt8], key: [UInt8]) {
-            let psk = rng.bytes(32)
-            let identity = try #require(keys.seal(id: ResumeTests.agent, role: role, issuedAt: 0, expiresAt: expiresAt, psk: psk))
-            return (identity, psk)
+            let m = try ResumeTests.issue(keys, role: role, now: expiresAt - 100, lifetime: 100)
+            return (m.identity, m.psk)
         }
 
         func connect(_ credential: (identity: [UInt8], key: [UInt8])?, modes: Int32? = nil)

@@ -5,7 +5,7 @@ import Testing
 import Wire
 
 /// The hello on a session resumed with a resume credential: the relay signs nothing,
-/// the agent signs nothing, and `HelloAuth.verifyResumed` admits only the key and role
+/// the agent signs nothing, and `HelloAuth.verify(..., resumed:)` admits only the key and role
 /// the credential was issued to. The admission decision then runs as for a full hello.
 @Suite struct ResumedHelloTests {
     final class Fixture {
@@ -20,15 +20,16 @@ import Wire
             agent = try PrivateKey.generate(rng: rng)
             cert = try CertificateWriter.selfSigned(key: agent, rng: rng)
             keys = try ResumeKeys()
-            try keys.setKey(slot: 0, id: [1, 2, 3, 4], key: rng.bytes(32))
+            #expect(keys.rotate([], now: 1) != nil)
         }
 
         var pin: [UInt8] { Digest.sha256(relay.publicKeyDER()) }
 
         /// The claim the relay's TLS callback would find in a credential issued to `id`.
         func claim(_ id: AgentID, _ role: AgentRole) throws -> ResumeClaim {
-            let identity = try #require(keys.seal(id: id, role: role, issuedAt: 1, expiresAt: 100, psk: rng.bytes(32)))
-            guard case .success(let (c, _)) = keys.open(identity, nowSeconds: 50) else { throw CryptoError("open", -1) }
+            let p = try #require(keys.issue(id: id, role: role, now: 1, lifetime: 99))
+            let m = try decodeBytes(p) { (b) throws(WireError) in try ResumeMessage.decode(b) }
+            guard case .success(let (c, _)) = keys.open(m.identity, nowSeconds: 50) else { throw CryptoError("open", -1) }
             return c
         }
 
@@ -54,7 +55,7 @@ import Wire
         let m = try Self.decodeAuth(auth)
         #expect(m.signature.isEmpty)
         #expect(m.version == WireProtocol.version)
-        let v = try #require(try? HelloAuth.verifyResumed(auth, claim: f.claim(f.agent.id, .reverse)).get())
+        let v = try #require(try? HelloAuth.verify(auth, nonce: [], relayPinDigest: [], resumed: f.claim(f.agent.id, .reverse)).get())
         #expect(v.id == f.agent.id)
         #expect(v.resumed)
     }
@@ -66,14 +67,14 @@ import Wire
         let other = try PrivateKey.generate(rng: f.rng)
         let otherCert = try CertificateWriter.selfSigned(key: other, rng: f.rng)
         let auth = try #require(try? f.answer(challenge, resumed: true, key: other, certificate: otherCert).get())
-        #expect(HelloAuth.verifyResumed(auth, claim: try f.claim(f.agent.id, .reverse)).failure == .resumeMismatch)
+        #expect(HelloAuth.verify(auth, nonce: [], relayPinDigest: [], resumed: try f.claim(f.agent.id, .reverse)).failure == .resumeMismatch)
         // The right key in the other role.
         let forward = try #require(try? f.answer(challenge, resumed: true, role: .forward).get())
-        #expect(HelloAuth.verifyResumed(forward, claim: try f.claim(f.agent.id, .reverse)).failure == .resumeMismatch)
+        #expect(HelloAuth.verify(forward, nonce: [], relayPinDigest: [], resumed: try f.claim(f.agent.id, .reverse)).failure == .resumeMismatch)
         // A version-1 AUTH cannot be resumed.
         var m = try Self.decodeAuth(try #require(try? f.answer(challenge, resumed: true).get()))
         m.version = 1
-        #expect(HelloAuth.verifyResumed(m.encode(), claim: try f.claim(f.agent.id, .reverse)).failure == .unsupportedVersion(1))
+        #expect(HelloAuth.verify(m.encode(), nonce: [], relayPinDigest: [], resumed: try f.claim(f.agent.id, .reverse)).failure == .unsupportedVersion(1))
     }
 
     @Test func anUnsignedChallengeIsRefusedOnAFullSession() throws {
@@ -103,7 +104,7 @@ import Wire
         let w = try AdmissionTests.World()
         let (challenge, _) = try HelloAuth.challenge(relayKey: f.relay, rng: f.rng, resumed: true)
         let auth = try #require(try? f.answer(challenge, resumed: true).get())
-        let v = try #require(try? HelloAuth.verifyResumed(auth, claim: f.claim(f.agent.id, .reverse)).get())
+        let v = try #require(try? HelloAuth.verify(auth, nonce: [], relayPinDigest: [], resumed: f.claim(f.agent.id, .reverse)).get())
         func decide(open: Bool = false) -> String { w.decide(v.id, v.chain, role: v.message.role, open: open) }
         #expect(decide() == "not_enrolled")
         #expect(decide(open: true) == "admit via=open")

@@ -5,7 +5,7 @@ import Wire
 ///
 /// Relay: `challenge` makes CHALLENGE; `verify` checks an AUTH against the
 /// nonce it sent and its own pin and returns a `VerifiedAuth`, which only
-/// `verify` and `verifyResumed` can create: code that admits an agent must hold one.
+/// `verify` can create (for a full hello or, with a claim, a resumed one): code that admits an agent must hold one.
 ///
 /// Agent: `answer` checks CHALLENGE (relay key = the pinned key, relay signature)
 /// and makes the signed AUTH.
@@ -14,7 +14,7 @@ import Wire
 /// credential, both signatures are left out. The relay's session proves it issued the
 /// credential (so it is the relay the agent pinned when it got it), and the agent's
 /// proves it holds the credential issued to the key it proved at its full admission:
-/// `verifyResumed` admits an AUTH only for that key and role.
+/// `verify(..., resumed:)` admits an AUTH only for that key and role.
 public enum HelloAuth {
     /// Why an AUTH was rejected (for the relay's log only: the agent is told nothing).
     public enum Rejection: Error, Equatable {
@@ -82,49 +82,38 @@ public enum HelloAuth {
     }
 
     /// Checks an AUTH payload. `relayPinDigest` is SHA-256 of the relay's own key.
-    public static func verify(_ payload: [UInt8], nonce: [UInt8], relayPinDigest: [UInt8]) -> Result<VerifiedAuth, Rejection> {
-        let m: AuthMessage, chain: Certificate, key: PublicKey
-        switch parse(payload, minVersion: WireProtocol.minVersion) {
-        case .failure(let r): return .failure(r)
-        case .success(let p): (m, chain, key) = p
-        }
-        let signed = authSignedData(nonce: nonce, relayPinDigest: relayPinDigest, unsignedAuth: m.encodeUnsigned())
-        guard !m.signature.isEmpty, key.verify(signed, signature: m.signature) else { return .failure(.badSignature) }
-        return .success(VerifiedAuth(id: key.id, message: m, chain: chain, resumed: false))
-    }
-
-    /// Checks an AUTH that came on a TLS session authenticated by a resume credential
-    /// (`claim`, from `TLSSession.resumeClaim`): no signature, but the key must be the one
-    /// the credential was issued to, in the same role. Everything else as `verify`.
-    public static func verifyResumed(_ payload: [UInt8], claim: ResumeClaim) -> Result<VerifiedAuth, Rejection> {
-        let m: AuthMessage, chain: Certificate, key: PublicKey
-        switch parse(payload, minVersion: WireProtocol.resumeVersion) {
-        case .failure(let r): return .failure(r)
-        case .success(let p): (m, chain, key) = p
-        }
-        let id = key.id
-        guard id == claim.id, m.role == claim.role else { return .failure(.resumeMismatch) }
-        return .success(VerifiedAuth(id: id, message: m, chain: chain, resumed: true))
-    }
-
-    /// AUTH decoded, its version in range, its chain parsed and its leaf key read.
-    static func parse(_ payload: [UInt8], minVersion: UInt8) -> Result<(AuthMessage, Certificate, PublicKey), Rejection> {
+    /// `resumed`: the claim of the resume credential that authenticated this TLS session
+    /// (`TLSSession.resumeClaim`); the AUTH then carries no signature, but its key must be
+    /// the one the credential was issued to, in the same role. Everything else is the same.
+    public static func verify(_ payload: [UInt8], nonce: [UInt8], relayPinDigest: [UInt8],
+                              resumed claim: ResumeClaim? = nil) -> Result<VerifiedAuth, Rejection> {
         let m: AuthMessage
         do throws(WireError) {
             m = try decodeBytes(payload) { (p) throws(WireError) in try AuthMessage.decode(p) }
         } catch {
             return .failure(.malformed)
         }
-        guard m.version >= minVersion && m.version <= WireProtocol.version else {
+        let lowest = claim == nil ? WireProtocol.minVersion : WireProtocol.resumeVersion
+        guard m.version >= lowest && m.version <= WireProtocol.version else {
             return .failure(.unsupportedVersion(m.version))
         }
+        let chain: Certificate
+        let key: PublicKey
         do throws(CryptoError) {
-            let chain = try Certificate.parse(m.certificates[0])
+            chain = try Certificate.parse(m.certificates[0])
             for c in m.certificates.dropFirst() { try chain.add(c) }
-            return .success((m, chain, try chain.leafPublicKey()))
+            key = try chain.leafPublicKey()
         } catch {
             return .failure(.badCertificate)
         }
+        let id = key.id
+        if let c = claim {
+            guard id == c.id, m.role == c.role else { return .failure(.resumeMismatch) }
+        } else {
+            let signed = authSignedData(nonce: nonce, relayPinDigest: relayPinDigest, unsignedAuth: m.encodeUnsigned())
+            guard !m.signature.isEmpty, key.verify(signed, signature: m.signature) else { return .failure(.badSignature) }
+        }
+        return .success(VerifiedAuth(id: id, message: m, chain: chain, resumed: claim != nil))
     }
 
     // MARK: agent side
@@ -174,7 +163,7 @@ public enum HelloAuth {
 
 /// An AUTH whose signature was checked against the relay's fresh nonce and pin, or
 /// (`resumed`) that came on a session authenticated by the resume credential issued to
-/// its key. Only `HelloAuth.verify` and `HelloAuth.verifyResumed` make one.
+/// its key. Only `HelloAuth.verify` makes one.
 public struct VerifiedAuth {
     public let id: AgentID
     public let message: AuthMessage

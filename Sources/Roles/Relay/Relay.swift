@@ -98,16 +98,7 @@ public final class Relay {
         let spki = key.publicKeyDER()
         pinDigest = Digest.sha256(spki)
         pin = Identity.pin(spki: spki)
-        let resumePath = config.stateDir + "/resume-keys"
-        do throws(CryptoError) {
-            resumeKeys = try ResumeKeyStore(path: resumePath)
-        } catch {
-            throw StartupError("resume keys: " + error.message)
-        }
-        let resumeState = try resumeKeys.load(rng: rng, now: Clock.wallSeconds())
-        if !Text.equal(resumeState, "loaded") {
-            Log.info("resume_keys", "file=" + Log.quote(resumePath) + " state=" + resumeState)
-        }
+        resumeKeys = try ResumeKeyStore(path: config.stateDir + "/resume-keys", now: Clock.wallSeconds())
         do throws(CryptoError) {
             tlsConfig = try TLSConfig(side: .server, rng: rng, certificate: certificate, key: key, peerCheck: .none,
                                       resume: resumeKeys.sealer)

@@ -7,13 +7,7 @@ import Wire
 /// the per-key and enrollment-rate limits, the registry write, the tunnel marked up.
 extension Relay {
     func handleAuth(_ c: RelayConn, _ payload: [UInt8], now: Instant) {
-        let result: Result<VerifiedAuth, HelloAuth.Rejection>
-        if let claim = c.resumeClaim {
-            result = HelloAuth.verifyResumed(payload, claim: claim)
-        } else {
-            result = HelloAuth.verify(payload, nonce: c.nonce, relayPinDigest: pinDigest)
-        }
-        switch result {
+        switch HelloAuth.verify(payload, nonce: c.nonce, relayPinDigest: pinDigest, resumed: c.resumeClaim) {
         case .failure(let r):
             deny(c, reason: r.text, now: now)
         case .success(let v):
@@ -83,11 +77,11 @@ extension Relay {
     /// next one is due `Limits.relayResumeRefreshSeconds` later (or at once if it did not fit).
     func sendCredential(_ c: RelayConn, now: Instant) {
         guard let due = c.resumeRefreshAt, now >= due, let id = c.id, let role = c.role else { return }
-        guard let m = resumeKeys.issue(id: id, role: role, rng: rng, now: Clock.wallSeconds()) else {
+        guard let m = resumeKeys.issue(id: id, role: role, now: Clock.wallSeconds()) else {
             c.resumeRefreshAt = nil  // sealing failed: no credentials for this tunnel
             return
         }
-        if c.mux.sendResume(m.encode()) {
+        if c.mux.sendResume(m) {
             c.resumeRefreshAt = now.adding(ms: Limits.relayResumeRefreshSeconds * 1000)
         }
     }

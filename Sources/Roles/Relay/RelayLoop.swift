@@ -167,7 +167,7 @@ extension Relay {
                 }
             }
         }
-        work.items += deferred  // still dirty: driven first thing next turn
+        for c in deferred { work.items.append(c) }  // still dirty: driven first thing next turn
         for (_, s) in sniConns where s.splice.dirty || (s.deadline.map { now >= $0 } ?? false) {
             s.splice.dirty = false
             driveSni(s, now: now)
