@@ -354,6 +354,14 @@ void shim_conf_kex_modes(mbedtls_ssl_config *conf, int psk) {
         (psk ? MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK : MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL));
 }
 
+int shim_conf_resume_psk(mbedtls_ssl_config *conf, const unsigned char *msg, size_t len) {
+    /* msg = RESUME payload: lifetime u32 | psk (32) | identity length u16 | identity */
+    if (len < 39 || (size_t)(msg[36] << 8 | msg[37]) != len - 38) return MBEDTLS_ERR_SSL_BAD_INPUT_DATA;
+    int rc = mbedtls_ssl_conf_psk(conf, msg + 4, 32, msg + 38, len - 38);
+    shim_conf_kex_modes(conf, 1);
+    return rc;
+}
+
 /* The twin is a shallow copy of the listener's finished config: it shares all
  * that config points to (own certificate, CA, lists), so it is released with
  * free() only, never mbedtls_ssl_config_free, and before the config itself. */

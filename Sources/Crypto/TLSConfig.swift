@@ -81,13 +81,13 @@ public final class TLSConfig {
     ///   - ticketLifetimeSeconds: on a server, enables session tickets valid this long
     ///     (resumption skips the public-key work; after it a full handshake renews keys).
     ///   - resume: on a server, accepts the resume credentials these keys open (psk_ke).
-    ///   - psk: on a client, offers this resume credential (psk_ke), with a full
-    ///     handshake in the same connection if the server does not take it.
+    ///   - resumeCredential: on a client, offers the resume credential of this RESUME payload
+    ///     (psk_ke), with a full handshake in the same connection if the server does not take it.
     public init(side: Side, rng: Rng, certificate: Certificate?, key: PrivateKey?, peerCheck: PeerCheck,
                 maxFragment: MaxFragment = .full, ticketLifetimeSeconds: UInt32? = nil, resume: ResumeKeys? = nil,
-                psk: (identity: [UInt8], key: [UInt8])? = nil) throws(CryptoError) {
+                resumeCredential: [UInt8]? = nil) throws(CryptoError) {
         self.resume = side == .server ? resume : nil
-        offersPSK = side == .client && psk != nil
+        offersPSK = side == .client && resumeCredential != nil
         self.side = side
         self.rng = rng
         self.certificate = certificate
@@ -133,9 +133,8 @@ public final class TLSConfig {
         // credentials (psk_ke): a resumed tunnel's ECDHE would cost the relay what it saves.
         if let r = self.resume {
             try check("resume credentials", shim_resume_attach(r.raw, conf))
-        } else if let p = psk {
-            try check("resume credential", mbedtls_ssl_conf_psk(conf, p.key, p.key.count, p.identity, p.identity.count))
-            shim_conf_kex_modes(conf, 1)
+        } else if let p = resumeCredential {
+            try check("resume credential", shim_conf_resume_psk(conf, p, p.count))
         } else {
             shim_conf_kex_modes(conf, 0)
         }

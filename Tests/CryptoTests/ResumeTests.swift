@@ -121,16 +121,15 @@ import Wire
                                    resume: keys)
         }
 
-        func credential(expiresAt: Int64 = Int64(shim_wall_ms() / 1000) + 3600, role: AgentRole = .reverse)
-            throws -> (identity: [UInt8], key: [UInt8]) {
-            let m = try ResumeTests.issue(keys, role: role, now: expiresAt - 100, lifetime: 100)
-            return (m.identity, m.psk)
+        /// A RESUME payload, as the agent keeps it.
+        func credential(expiresAt: Int64 = Int64(shim_wall_ms() / 1000) + 3600, role: AgentRole = .reverse) throws -> [UInt8] {
+            try ResumeTests.issue(keys, role: role, now: expiresAt - 100, lifetime: 100).encode()
         }
 
-        func connect(_ credential: (identity: [UInt8], key: [UInt8])?, modes: Int32? = nil)
+        func connect(_ credential: [UInt8]?, modes: Int32? = nil)
             throws -> (TLSSession, TLSSession, TLSSession.Progress, TLSSession.Progress) {
             let cc = try TLSConfig(side: .client, rng: rng, certificate: nil, key: nil, peerCheck: .afterHandshake(trusted: nil),
-                                   psk: credential)
+                                   resumeCredential: credential)
             if let m = modes { mbedtls_ssl_conf_tls13_key_exchange_modes(cc.conf, m) }
             let c = try TLSSession(config: cc)
             let s = try TLSSession(config: config)
@@ -170,8 +169,9 @@ import Wire
 
     @Test func credentialWithWrongPSKFailsTheHandshake() throws {
         let relay = try Relay()
-        let good = try relay.credential()
-        let (_, s, cp, sp) = try relay.connect((good.identity, [UInt8](repeating: 1, count: 32)))
+        var forged = try relay.credential()
+        for i in 4..<36 { forged[i] = 1 }  // the right identity with another PSK
+        let (_, s, cp, sp) = try relay.connect(forged)
         // The identity alone (it travels in clear in the ClientHello) admits nothing:
         // the binder does not check, and mbedTLS aborts rather than fall back.
         #expect(cp != .done || sp != .done)
@@ -186,6 +186,16 @@ import Wire
         let (_, s, _, sp) = try relay.connect(try relay.credential(), modes: modes)
         if sp == .done { #expect(s.resumeClaim == nil) }
         #expect(s.resumeClaim == nil)
+    }
+
+    @Test func aMalformedCredentialIsNotOffered() throws {
+        let rng = try Rng()
+        for bad in [[UInt8](), [0, 0, 0, 1], [UInt8](repeating: 0, count: 39)] {
+            #expect(throws: CryptoError.self) {
+                _ = try TLSConfig(side: .client, rng: rng, certificate: nil, key: nil, peerCheck: .afterHandshake(trusted: nil),
+                                  resumeCredential: bad)
+            }
+        }
     }
 
     @Test func noCredentialIsAFullHandshake() throws {

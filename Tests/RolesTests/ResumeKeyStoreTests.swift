@@ -40,8 +40,9 @@ import Wire
     @Test func survivesARestart() throws {
         let d = try Dir()
         let now: Int64 = 1_800_000_000
+        #expect(!Files.exists(d.file))
         let a = try ResumeKeyStore(path: d.file, now: now, rotationSeconds: 1000)
-        #expect(a.state == "created")
+        #expect(a.image.count == 6 + 44 && a.created == now)
         #expect(Files.mode(d.file) == 0o600)
         let m = try Self.issue(a, now: now)
         #expect(m.lifetimeSeconds == 500)
@@ -49,7 +50,7 @@ import Wire
         #expect(!Self.opens(a, m, at: now + 500))
         // A new process on the same --state.
         let b = try ResumeKeyStore(path: d.file, now: now + 10, rotationSeconds: 1000)
-        #expect(b.state == "loaded")
+        #expect(b.image == a.image && b.created == now)
         #expect(Self.opens(b, m, at: now + 10))
         // A lifetime longer than the rotation period is cut to it.
         #expect(try Self.issue(b, now: now, lifetime: 5000).lifetimeSeconds == 1000)
@@ -68,14 +69,14 @@ import Wire
         #expect(Array(fresh.identity[0..<4]) == Array(s.image[6..<10]))
         // The rotation is on disk.
         let r = try ResumeKeyStore(path: d.file, now: now + 1001, rotationSeconds: 1000)
-        #expect(r.state == "loaded")
+        #expect(r.image == s.image)
         #expect(Self.opens(r, m, at: now + 1500) && Self.opens(r, fresh, at: now + 1500))
         // One more period: the first key is gone (its credentials had expired anyway).
         #expect(s.rotateIfDue(now: now + 2000))
         #expect(s.sealer.open(m.identity, nowSeconds: now + 1500).failure == .unknownKey)
         // A relay started long after: rotated at once.
         let late = try ResumeKeyStore(path: d.file, now: now + 9000, rotationSeconds: 1000)
-        #expect(late.state == "loaded_rotated")
+        #expect(late.created == now + 9000 && Array(late.image[50..<94]) == Array(s.image[6..<50]))
     }
 
     @Test func aLostOrDamagedFileMeansFreshKeys() throws {
@@ -85,12 +86,12 @@ import Wire
         let m = try Self.issue(s, now: now)
         try Files.writeAtomically(d.file, Array("garbage".utf8), mode: 0o600)
         let damaged = try ResumeKeyStore(path: d.file, now: now)
-        #expect(damaged.state == "unreadable_replaced")
+        #expect(damaged.image.count == 6 + 44 && damaged.image != s.image)
         #expect(damaged.sealer.open(m.identity, nowSeconds: now + 1).failure == .unknownKey)
         #expect(Files.mode(d.file) == 0o600)
         Files.remove(d.file)
         let lost = try ResumeKeyStore(path: d.file, now: now)
-        #expect(lost.state == "created")
+        #expect(lost.image.count == 6 + 44)
         #expect(lost.sealer.open(m.identity, nowSeconds: now + 1).failure == .unknownKey)
     }
 }

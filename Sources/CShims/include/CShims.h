@@ -170,6 +170,9 @@ int shim_resume_open(struct shim_resume *r, const unsigned char *identity, size_
 /* A config's TLS 1.3 key exchange modes: ECDHE, and PSK with ECDHE (psk 0) or
  * plain PSK (psk 1: resume credentials only). */
 void shim_conf_kex_modes(mbedtls_ssl_config *conf, int psk);
+/* Client: offers the credential of a RESUME payload (docs/PROTOCOL.md) as its external
+ * PSK, with key exchange modes psk_ke and ECDHE. 0, or an mbedTLS error (malformed). */
+int shim_conf_resume_psk(mbedtls_ssl_config *conf, const unsigned char *msg, size_t len);
 /* Makes a finished server config accept credentials these keys open (psk_ke), with a
  * twin of it that allows psk_ke only (shims.c). 0 on success. */
 int shim_resume_attach(struct shim_resume *r, mbedtls_ssl_config *conf);

@@ -125,12 +125,7 @@ public final class RelayClient {
     /// the next connection: the relay then admits this agent without public-key work.
     /// Kept in memory only. Dropped when the relay answers with a full handshake, or a
     /// resumed attempt fails before the tunnel is up (the next attempt is a full one).
-    struct Credential {
-        let identity: [UInt8]
-        let psk: [UInt8]
-        let expires: Instant
-    }
-    var credential: Credential? = nil
+    var credential: (payload: [UInt8], expires: Instant)? = nil
     /// This attempt's TLS offered `credential`.
     var offeredCredential = false
     /// The tunnel (or the attempt under way) runs on a TLS session authenticated by the credential.
@@ -449,7 +444,7 @@ public final class RelayClient {
         if let c = credential {
             if now < c.expires, settings.relay.upgradePath == nil,
                let rc = try? TLSConfig(side: .client, rng: rng, certificate: nil, key: nil, peerCheck: peerCheck,
-                                       psk: (c.identity, c.psk)) {
+                                       resumeCredential: c.payload) {
                 config = rc
                 offeredCredential = true
             } else {
@@ -536,13 +531,15 @@ public final class RelayClient {
     /// A RESUME frame from the relay: the credential for the next connection. Ignored
     /// behind an HTTP Upgrade front (TLS may end there) and if malformed.
     public func takeCredential(_ payload: [UInt8], now: Instant) {
-        guard settings.relay.upgradePath == nil, isUp,
-              let m = try? decodeBytes(payload, { (p) throws(WireError) in try ResumeMessage.decode(p) }) else { return }
+        // Its layout is checked when it is offered (a malformed one fails that TLS setup and
+        // is dropped); here only its lifetime is read.
+        guard settings.relay.upgradePath == nil, isUp, payload.count > 4 else { return }
         // Not offered in its last moments: the relay must still find it valid when it reads
         // the ClientHello, which comes within a TLS handshake timeout.
-        let life = Int64(m.lifetimeSeconds) * 1000 - Limits.tlsHandshakeTimeoutMs
+        let seconds = Int64(payload[0]) << 24 | Int64(payload[1]) << 16 | Int64(payload[2]) << 8 | Int64(payload[3])
+        let life = seconds * 1000 - Limits.tlsHandshakeTimeoutMs
         guard life > 0 else { return }
-        credential = Credential(identity: m.identity, psk: m.psk, expires: now.adding(ms: life))
+        credential = (payload, now.adding(ms: life))
     }
 
     /// Whether a resume credential is held (tests and logs).

@@ -21,29 +21,18 @@ final class ResumeKeyStore {
     private(set) var image: [UInt8] = []
     private(set) var created: Int64 = 0
 
-    /// Loads the file, or starts with a fresh key (and writes it); rotates if due. Says
-    /// what happened in the log (`resume_keys state=loaded|created|unreadable_replaced`).
+    /// Loads the file, or starts with a fresh key if there is none or it is not a key
+    /// file (and writes it: `resume_key_new` in the log); rotates if due.
     init(path: String, now: Int64, rotationSeconds: Int64 = Limits.relayResumeKeyRotationSeconds) throws(StartupError) {
         self.path = path
         self.rotationSeconds = rotationSeconds
         do throws(CryptoError) { sealer = try ResumeKeys() } catch {
             throw StartupError(path + ": " + error.message)
         }
-        var what = "created"
-        if Files.exists(path) {
-            what = "unreadable_replaced"
-            if let b = try? Files.read(path, limit: 4096), let t = sealer.load(b) {
-                (image, created, what) = (b, t, "loaded")
-            }
-        }
+        if let b = try? Files.read(path, limit: 4096), let t = sealer.load(b) { (image, created) = (b, t) }
         if image.isEmpty && !rotate(now: now) { throw StartupError(path + ": cannot write the resume keys") }
-        if rotateIfDue(now: now) { what += "_rotated" }
-        state = what
-        Log.info("resume_keys", "file=" + Log.quote(path) + " state=" + what)
+        rotateIfDue(now: now)
     }
-
-    /// What the start found (see `init`).
-    private(set) var state = ""
 
     /// A new current key once the current one is `rotationSeconds` old (or from the
     /// future: the clock went back). True if it rotated.
@@ -65,6 +54,7 @@ final class ResumeKeyStore {
             return false
         }
         (image, created) = (next, now)
+        Log.info("resume_key_new", "file=" + Log.quote(path) + " keys=" + String(next[5]))
         return true
     }
 
