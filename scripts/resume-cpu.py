@@ -39,6 +39,13 @@ def cpu_ns(pid):
         return int(f.read().split()[0])
 
 
+def user_sys_ms(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) * 1000 // tick, int(fields[12]) * 1000 // tick
+
+
 def scrape(mport):
     with socket.create_connection(("127.0.0.1", mport), timeout=5) as c:
         c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -59,7 +66,7 @@ class Relay:
     def __init__(self, args, d, state, port, mport, name):
         self.log = os.path.join(d, name + ".log")
         self.out = os.path.join(d, name + ".out")
-        self.p = subprocess.Popen([args.bin, "--role", "relay", "--listen", "127.0.0.1:%d" % port, "--state", state,
+        self.p = subprocess.Popen(args.relay_prefix + [args.relay_bin or args.bin, "--role", "relay", "--listen", "127.0.0.1:%d" % port, "--state", state,
                                    "--open-enrollment", "--metrics", "127.0.0.1:%d" % mport],
                                   stdout=open(self.out, "w"), stderr=open(self.log, "w"), stdin=subprocess.DEVNULL)
         deadline = time.time() + 10
@@ -88,7 +95,17 @@ def main():
     ap.add_argument("--bin", default="build/agent-x86_64")
     ap.add_argument("--devices", type=int, default=400)
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--relay-bin", help="the relay's binary (default --bin; e.g. the .unstripped one for --perf)")
+    ap.add_argument("--perf", help="record the resumed round's relay with perf into this file")
+    ap.add_argument("--split-cpus", action="store_true",
+                    help="relay on the last CPU, agents on the others (taskset), so the agents' own key work does "
+                         "not run on the relay's core")
     args = ap.parse_args()
+    args.relay_prefix, args.agent_prefix = [], []
+    if args.split_cpus:
+        n = os.cpu_count()
+        args.relay_prefix = ["taskset", "-c", str(n - 1)]
+        args.agent_prefix = ["taskset", "-c", "0-%d" % (n - 2) if n > 2 else "0"]
     args.bin = os.path.abspath(args.bin)
     d = tempfile.mkdtemp(prefix="resume-cpu-")
     state = os.path.join(d, "state")
@@ -105,7 +122,7 @@ def main():
         for i in range(args.devices):
             key = os.path.join(d, "dev%d.pem" % i)
             subprocess.run([args.bin, "keygen", "--identity", key], capture_output=True, check=True)
-            agents.append(subprocess.Popen([args.bin, "--role", "reverse", "--relay", "127.0.0.1:%d" % port,
+            agents.append(subprocess.Popen(args.agent_prefix + [args.bin, "--role", "reverse", "--relay", "127.0.0.1:%d" % port,
                                             "--relay-pin", pin, "--identity", key, "--authorized-keys", ak,
                                             "--log-level", "warn"],
                                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "dev%d.log" % i), "w"),
@@ -125,18 +142,25 @@ def main():
             if kind == "full":
                 os.remove(os.path.join(state, "resume-keys"))
             relay = Relay(args, d, state, port, mport, "relay%d" % (n + 1))
+            perf = None
+            if args.perf and kind == "resumed":
+                perf = subprocess.Popen(["perf", "record", "-q", "-g", "-o", args.perf, "-p", str(relay.p.pid)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             t0 = time.time()
             got = wait_all(mport, args.devices, args.timeout, kind=kind)
+            if perf:
+                perf.send_signal(signal.SIGINT)
+                perf.wait(30)
             used = cpu_ns(relay.p.pid) - start_cost
-            results[kind] = (used, time.time() - t0, got)
+            results[kind] = (used, time.time() - t0, got, user_sys_ms(relay.p.pid))
         print("devices: %d (real reverse agents, 127.0.0.1), relay: %s" % (args.devices, args.bin))
         print("relay start alone: %.1f ms CPU" % (start_cost / 1e6))
-        print("%-9s %14s %18s %22s %s" % ("kind", "relay CPU (ms)", "per admission (us)", "admissions/s per core",
-                                           "full/resumed counted"))
+        print("%-9s %14s %18s %22s %14s %s" % ("kind", "relay CPU (ms)", "per admission (us)", "admissions/s per core",
+                                                "user/sys (ms)", "full/resumed counted"))
         for kind in ["full", "resumed"]:
-            used, wall, got = results[kind]
+            used, wall, got, us = results[kind]
             per = used / args.devices
-            print("%-9s %14.1f %18.1f %22.0f %s" % (kind, used / 1e6, per / 1e3, 1e9 / per, got))
+            print("%-9s %14.1f %18.1f %22.0f %14s %s" % (kind, used / 1e6, per / 1e3, 1e9 / per, "%d/%d" % us, got))
         print("ratio full/resumed: %.1fx" % (results["full"][0] / results["resumed"][0]))
     finally:
         for a in agents:
