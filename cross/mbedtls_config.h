@@ -99,6 +99,10 @@
 #define MBEDTLS_SSL_PROTO_TLS1_3
 #define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL_ENABLED
 #define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL_ENABLED
+/* Plain PSK (psk_ke): only the relay's listener and a device returning with its
+ * resume credential use it (Sources/CShims/shims.c, "resume credentials"); every
+ * other config allows ephemeral and psk_dhe_ke only (TLSConfig). */
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_ENABLED
 #define MBEDTLS_SSL_KEEP_PEER_CERTIFICATE
 #define MBEDTLS_SSL_SERVER_NAME_INDICATION
 #define MBEDTLS_SSL_MAX_FRAGMENT_LENGTH         /* caps the records this side sends */

@@ -246,6 +246,8 @@ final class Owner {
             require(streams[id]?.state == .open, name + ": .credit on \(id), not open")
         case .pong(let rtt):
             require(rtt >= 0, name + ": negative RTT")
+        case .resume:
+            require(isAgent, name + ": .resume on the relay's side")
         case .goaway:
             if let l = ledger { require(isAgent ? l.goawaySentByRelay : l.goawaySentByAgent, name + ": goaway nobody sent") }
         case .failed(let f):
@@ -482,7 +484,7 @@ func checkOutput(_ o: Owner) {
         }
         do throws(WireError) {
             switch t {
-            case .challenge, .auth, .welcome, .denied: break  // the role's payloads, not the mux's
+            case .challenge, .auth, .welcome, .denied, .resume: break  // the role's payloads, not the mux's
             case .open:
                 _ = try OpenPayload.decode(p)
                 require(o.isOurs(h.stream), o.name + ": OPEN with the peer's parity")

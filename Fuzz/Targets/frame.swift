@@ -72,6 +72,7 @@ func decodeTyped(_ t: FrameType, _ p: UnsafeRawBufferPointer) -> Bool {
         case .challenge: checkChallenge(try ChallengeMessage.decode(p), p)
         case .auth: checkAuth(try AuthMessage.decode(p), p)
         case .welcome: checkWelcome(try WelcomeMessage.decode(p), p)
+        case .resume: same(try ResumeMessage.decode(p).encode(), p, "RESUME")
         case .denied: break  // no payload layout: the relay's text, shown as is
         case .open: checkOpen(try OpenPayload.decode(p), p)
         case .accept, .window, .keepalive: checkU32(try ControlPayload.decodeU32(p, t), p, t)

@@ -17,7 +17,7 @@
 import Mux
 import Wire
 
-let frameTypes: [UInt8] = FrameType.allCases.map { $0.rawValue } + [0x00, 0x05, 0x17, 0x23, 0xff]
+let frameTypes: [UInt8] = FrameType.allCases.map { $0.rawValue } + [0x00, 0x05, 0x17, 0x25, 0xff]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzMuxRx(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {

@@ -298,6 +298,209 @@ out:
     return rc;
 }
 
+/* ---- resume credentials (relay) ---------------------------------------- */
+/* A device admitted by a full hello gets (identity, psk) from the relay and
+ * offers it as a TLS 1.3 external PSK on its next connection. The relay keeps
+ * nothing per device: the identity is the claim sealed with a resume key.
+ *
+ *   identity = key id (4) | nonce (12) | ChaCha20-Poly1305(plain) (70) | tag (16)
+ *   plain    = expiry u64 | psk (32) | format (1) = 1 | agent ID (20) | role (1) | issued-at u64
+ *
+ * (UNIX seconds, big-endian) with the 16 bytes before the ciphertext as
+ * additional data. The keys live in the relay's --state file, whose image is
+ *
+ *   "AGRK" | format (1) = 1 | count (1...2) | count x (key id (4) | key (32) | created u64)
+ *
+ * current key first (it seals and opens), then the previous one (opens only). */
+#define RESUME_ENTRY 44
+
+struct shim_resume {
+    psa_key_id_t key[2];
+    unsigned char id[2][4];
+    const mbedtls_ssl_config *psk_conf;      /* the listener's psk_ke-only twin */
+    const mbedtls_ssl_context *claim_ssl;    /* the handshake `claim` is for */
+    struct shim_resume_claim claim;
+};
+
+static void put_u64(unsigned char *p, unsigned long long v) {
+    for (int i = 7; i >= 0; i--) { p[i] = (unsigned char)v; v >>= 8; }
+}
+
+static long long get_u64(const unsigned char *p) {
+    unsigned long long v = 0;
+    for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+    return (long long)v;
+}
+
+struct shim_resume *shim_resume_new(void) { return calloc(1, sizeof(struct shim_resume)); }
+
+static void resume_clear(struct shim_resume *r) {
+    for (int i = 0; i < 2; i++) {
+        if (r->key[i] != 0) psa_destroy_key(r->key[i]);
+        r->key[i] = 0;
+    }
+}
+
+void shim_resume_free(struct shim_resume *r) {
+    if (r == NULL) return;
+    resume_clear(r);
+    shim_resume_detach(r);
+    mbedtls_platform_zeroize(r, sizeof *r);
+    free(r);
+}
+
+void shim_conf_kex_modes(mbedtls_ssl_config *conf, int psk) {
+    mbedtls_ssl_conf_tls13_key_exchange_modes(conf, MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL |
+        (psk ? MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK : MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL));
+}
+
+int shim_conf_resume_psk(mbedtls_ssl_config *conf, const unsigned char *msg, size_t len) {
+    /* msg = RESUME payload: lifetime u32 | psk (32) | identity length u16 | identity */
+    if (len < 39 || (size_t)(msg[36] << 8 | msg[37]) != len - 38) return MBEDTLS_ERR_SSL_BAD_INPUT_DATA;
+    int rc = mbedtls_ssl_conf_psk(conf, msg + 4, 32, msg + 38, len - 38);
+    shim_conf_kex_modes(conf, 1);
+    return rc;
+}
+
+/* The twin is a shallow copy of the listener's finished config: it shares all
+ * that config points to (own certificate, CA, lists), so it is released with
+ * free() only, never mbedtls_ssl_config_free, and before the config itself. */
+int shim_resume_attach(struct shim_resume *r, mbedtls_ssl_config *conf) {
+    shim_conf_kex_modes(conf, 1);
+    mbedtls_ssl_config *twin = malloc(sizeof *twin);
+    if (twin == NULL) return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+    memcpy(twin, conf, sizeof *twin);
+    mbedtls_ssl_conf_tls13_key_exchange_modes(twin, MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK);
+    mbedtls_ssl_conf_psk_cb(twin, NULL, NULL);
+    mbedtls_ssl_conf_psk_cb(conf, shim_resume_psk_cb, r);
+    shim_resume_detach(r);
+    r->psk_conf = twin;
+    return 0;
+}
+
+void shim_resume_detach(struct shim_resume *r) {
+    free((void *)r->psk_conf);
+    r->psk_conf = NULL;
+}
+
+long long shim_resume_load(struct shim_resume *r, const unsigned char *img, size_t len) {
+    if (len < 6 || memcmp(img, "AGRK\1", 5) != 0 || img[5] < 1 || img[5] > 2 || len != 6 + (size_t)img[5] * RESUME_ENTRY)
+        return -1;
+    resume_clear(r);
+    for (int i = 0; i < img[5]; i++) {
+        const unsigned char *e = img + 6 + i * RESUME_ENTRY;
+        psa_key_attributes_t a = PSA_KEY_ATTRIBUTES_INIT;
+        psa_set_key_type(&a, PSA_KEY_TYPE_CHACHA20);
+        psa_set_key_bits(&a, 256);
+        psa_set_key_usage_flags(&a, PSA_KEY_USAGE_ENCRYPT | PSA_KEY_USAGE_DECRYPT);
+        psa_set_key_algorithm(&a, PSA_ALG_CHACHA20_POLY1305);
+        if (psa_import_key(&a, e + 4, 32, &r->key[i]) != PSA_SUCCESS) { resume_clear(r); return -1; }
+        memcpy(r->id[i], e, 4);
+    }
+    return get_u64(img + 6 + 36);
+}
+
+size_t shim_resume_rotate(struct shim_resume *r, const unsigned char *img, size_t len, long long now, unsigned char *out) {
+    int keep = len >= 6 + RESUME_ENTRY && memcmp(img, "AGRK\1", 5) == 0;
+    memcpy(out, "AGRK\1", 5);
+    out[5] = (unsigned char)(keep ? 2 : 1);
+    do {
+        if (psa_generate_random(out + 6, 36) != PSA_SUCCESS) return 0;
+    } while (keep && memcmp(out + 6, img + 6, 4) == 0);
+    put_u64(out + 6 + 36, (unsigned long long)now);
+    if (keep) memcpy(out + 6 + RESUME_ENTRY, img + 6, RESUME_ENTRY);
+    size_t n = 6 + (size_t)out[5] * RESUME_ENTRY;
+    return shim_resume_load(r, out, n) < 0 ? 0 : n;
+}
+
+int shim_resume_issue(struct shim_resume *r, const unsigned char *agent_id, int role, long long now, uint32_t lifetime,
+                      unsigned char *out) {
+    /* out = RESUME payload: lifetime u32 | psk (32) | identity length u16 | identity */
+    unsigned char plain[SHIM_RESUME_PLAIN];
+    unsigned char *psk = out + 4, *id = out + 38;
+    if (r->key[0] == 0 || psa_generate_random(psk, 32) != PSA_SUCCESS) return -1;
+    for (int i = 3; i >= 0; i--) out[3 - i] = (unsigned char)(lifetime >> (8 * i));
+    out[36] = 0;
+    out[37] = SHIM_RESUME_IDENTITY;
+    put_u64(plain, (unsigned long long)(now + lifetime));
+    memcpy(plain + 8, psk, 32);
+    plain[40] = 1;
+    memcpy(plain + 41, agent_id, 20);
+    plain[61] = (unsigned char)role;
+    put_u64(plain + 62, (unsigned long long)now);
+    memcpy(id, r->id[0], 4);
+    size_t n = 0;
+    int ok = psa_generate_random(id + 4, 12) == PSA_SUCCESS &&
+             psa_aead_encrypt(r->key[0], PSA_ALG_CHACHA20_POLY1305, id + 4, 12, id, 16, plain, sizeof plain,
+                              id + 16, SHIM_RESUME_IDENTITY - 16, &n) == PSA_SUCCESS && n == SHIM_RESUME_IDENTITY - 16;
+    mbedtls_platform_zeroize(plain, sizeof plain);
+    return ok ? 0 : -1;
+}
+
+int shim_resume_open(struct shim_resume *r, const unsigned char *identity, size_t len, long long now_s,
+                     struct shim_resume_claim *claim, unsigned char *psk) {
+    if (len != SHIM_RESUME_IDENTITY) return SHIM_RESUME_MALFORMED;
+    int which = -1;
+    for (int i = 0; i < 2; i++)
+        if (r->key[i] != 0 && memcmp(identity, r->id[i], 4) == 0) which = i;
+    if (which < 0) return SHIM_RESUME_UNKNOWN_KEY;
+    unsigned char plain[SHIM_RESUME_PLAIN];
+    size_t n = 0;
+    int rc = 0;
+    if (psa_aead_decrypt(r->key[which], PSA_ALG_CHACHA20_POLY1305, identity + 4, 12, identity, 16, identity + 16,
+                         len - 16, plain, sizeof plain, &n) != PSA_SUCCESS || n != sizeof plain) {
+        rc = SHIM_RESUME_BAD_TAG;
+    } else if (plain[40] != 1) {
+        rc = SHIM_RESUME_MALFORMED;
+    } else if (now_s < 0 || now_s >= get_u64(plain)) {
+        rc = SHIM_RESUME_EXPIRED;
+    } else {
+        claim->expiry = get_u64(plain);
+        claim->issued = get_u64(plain + 62);
+        memcpy(claim->id, plain + 41, 20);
+        claim->role = plain[61];
+        memcpy(psk, plain + 8, 32);
+    }
+    mbedtls_platform_zeroize(plain, sizeof plain);
+    return rc;
+}
+
+/* mbedtls_ssl_conf_psk_cb's callback. A credential that opens makes its PSK the
+ * handshake's, and moves this handshake to the listener's twin config, which
+ * allows psk_ke only: mbedTLS 3.6 prefers a certificate handshake to psk_ke
+ * whenever the client also sent a key share (ssl_tls13_server.c, "order of
+ * preference"), and a device sends one so that an unknown credential falls back
+ * to a full handshake. The twin is the same config with only the key exchange
+ * modes changed. A handshake finishing on the twin is therefore a psk_ke
+ * handshake with this credential's PSK (binder and Finished checked by mbedTLS):
+ * shim_resume_psk_used tells the relay so. */
+int shim_resume_psk_cb(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *identity, size_t len) {
+    struct shim_resume *r = ctx;
+    unsigned char psk[32];
+    struct shim_resume_claim c;
+    int rc = -1;
+    if (r->psk_conf != NULL && shim_resume_open(r, identity, len, shim_wall_ms() / 1000, &c, psk) == 0 &&
+        mbedtls_ssl_set_hs_psk(ssl, psk, 32) == 0) {
+        ssl->MBEDTLS_PRIVATE(conf) = r->psk_conf;
+        r->claim = c;
+        r->claim_ssl = ssl;
+        rc = 0;
+    }
+    mbedtls_platform_zeroize(psk, sizeof psk);
+    return rc;
+}
+
+int shim_resume_take(struct shim_resume *r, const mbedtls_ssl_context *ssl, struct shim_resume_claim *claim) {
+    if (r->claim_ssl != ssl) return 0;
+    *claim = r->claim;
+    r->claim_ssl = NULL;
+    return 1;
+}
+
+int shim_resume_psk_used(const struct shim_resume *r, const mbedtls_ssl_context *ssl) {
+    return r->psk_conf != NULL && ssl->MBEDTLS_PRIVATE(conf) == r->psk_conf;
+}
+
 /* ---- certificates ----------------------------------------------------- */
 int shim_x509write_issuer_from(mbedtls_x509write_cert *w, const mbedtls_x509_crt *ca) {
     mbedtls_asn1_free_named_data_list(&w->MBEDTLS_PRIVATE(issuer));
@@ -310,6 +513,16 @@ int shim_x509write_issuer_from(mbedtls_x509write_cert *w, const mbedtls_x509_crt
         if (d == NULL) return MBEDTLS_ERR_X509_ALLOC_FAILED;
         d->val.tag = n->val.tag;
     }
+    return 0;
+}
+
+int shim_x509write_set_cn(mbedtls_x509write_cert *w, int issuer, const unsigned char *cn, size_t len) {
+    mbedtls_asn1_named_data **head = issuer ? &w->MBEDTLS_PRIVATE(issuer) : &w->MBEDTLS_PRIVATE(subject);
+    mbedtls_asn1_free_named_data_list(head);
+    mbedtls_asn1_named_data *d = mbedtls_asn1_store_named_data(head, MBEDTLS_OID_AT_CN, MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN),
+                                                                cn, len);
+    if (d == NULL) return MBEDTLS_ERR_X509_ALLOC_FAILED;
+    d->val.tag = MBEDTLS_ASN1_UTF8_STRING;   /* as mbedtls_x509_string_to_names writes "CN=" */
     return 0;
 }
 

@@ -140,13 +140,13 @@ public enum CertificateWriter {
         mbedtls_x509write_crt_set_md_alg(&w, MBEDTLS_MD_SHA256)
         mbedtls_x509write_crt_set_subject_key(&w, subjectKey)
         mbedtls_x509write_crt_set_issuer_key(&w, issuerKey.pk)
-        let subject = "CN=" + options.commonName
-        try check("certificate subject", subject.withCString { mbedtls_x509write_crt_set_subject_name(&w, $0) })
+        let cn = Array(options.commonName.utf8)
+        try check("certificate subject", shim_x509write_set_cn(&w, 0, cn, cn.count))
         if let issuer = issuer {
             // The issuer name is exactly the CA's subject name.
             try check("certificate issuer", shim_x509write_issuer_from(&w, issuer.crt))
         } else {
-            try check("certificate issuer", subject.withCString { mbedtls_x509write_crt_set_issuer_name(&w, $0) })
+            try check("certificate issuer", shim_x509write_set_cn(&w, 1, cn, cn.count))
         }
         var sb = rng.bytes(16)
         sb[0] &= 0x7f  // positive

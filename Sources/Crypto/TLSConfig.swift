@@ -5,7 +5,8 @@ import CShims
 /// `mbedtls_ssl_config`; keeps alive everything the config points to.
 ///
 /// Protocol choices are fixed here for every use in agent: TLS 1.3 only,
-/// ECDHE on P-256 (forward secrecy; also on resumption when the peer allows it),
+/// ECDHE on P-256 (forward secrecy; also on resumption, except with a relay's resume
+/// credential: psk_ke),
 /// ECDSA P-256 signatures, ChaCha20-Poly1305 preferred, then AES-128-GCM.
 /// (mbedTLS 3.6, configured in cross/mbedtls_config.h.)
 public final class TLSConfig {
@@ -69,14 +70,24 @@ public final class TLSConfig {
     let key: PrivateKey?
     let trusted: Certificate?
     var tickets: OpaquePointer?
+    /// Server: the resume credentials it accepts (psk_ke; see shims.c, "resume credentials").
+    public let resume: ResumeKeys?
+    /// Client: this config offers a resume credential (an external PSK).
+    public let offersPSK: Bool
 
     /// - Parameters:
     ///   - certificate, key: what this side presents (required on a server).
     ///   - maxFragment: the largest record this side sends (see `MaxFragment`).
     ///   - ticketLifetimeSeconds: on a server, enables session tickets valid this long
     ///     (resumption skips the public-key work; after it a full handshake renews keys).
+    ///   - resume: on a server, accepts the resume credentials these keys open (psk_ke).
+    ///   - resumeCredential: on a client, offers the resume credential of this RESUME payload
+    ///     (psk_ke), with a full handshake in the same connection if the server does not take it.
     public init(side: Side, rng: Rng, certificate: Certificate?, key: PrivateKey?, peerCheck: PeerCheck,
-                maxFragment: MaxFragment = .full, ticketLifetimeSeconds: UInt32? = nil) throws(CryptoError) {
+                maxFragment: MaxFragment = .full, ticketLifetimeSeconds: UInt32? = nil, resume: ResumeKeys? = nil,
+                resumeCredential: [UInt8]? = nil) throws(CryptoError) {
+        self.resume = side == .server ? resume : nil
+        offersPSK = side == .client && resumeCredential != nil
         self.side = side
         self.rng = rng
         self.certificate = certificate
@@ -118,6 +129,15 @@ public final class TLSConfig {
         if maxFragment != .full {
             try check("max fragment", mbedtls_ssl_conf_max_frag_len(conf, maxFragment.code))
         }
+        // Forward secrecy wherever a PSK is used (psk_dhe_ke), except for resume
+        // credentials (psk_ke): a resumed tunnel's ECDHE would cost the relay what it saves.
+        if let r = self.resume {
+            try check("resume credentials", shim_resume_attach(r.raw, conf))
+        } else if let p = resumeCredential {
+            try check("resume credential", shim_conf_resume_psk(conf, p, p.count))
+        } else {
+            shim_conf_kex_modes(conf, 0)
+        }
         if side == .server, let life = ticketLifetimeSeconds {
             guard let t = shim_tickets_new(life) else {  // deinit frees conf
                 throw CryptoError("ticket setup", MBEDTLS_ERR_SSL_ALLOC_FAILED)
@@ -128,6 +148,7 @@ public final class TLSConfig {
     }
 
     deinit {
+        if let r = resume { shim_resume_detach(r.raw) }
         mbedtls_ssl_config_free(conf)
         conf.deallocate()
         shim_tickets_free(tickets)

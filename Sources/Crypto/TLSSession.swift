@@ -61,6 +61,10 @@ public final class TLSSession {
     /// Session tickets received (client; TLS 1.3 sends them after the handshake, read
     /// by `read`): a session saved after one can be resumed.
     public private(set) var ticketsReceived = 0
+    /// Server: the resume credential this handshake accepted (its PSK authenticated the
+    /// client); set once the handshake is done, nil after a full handshake.
+    public private(set) var resumeClaim: ResumeClaim? = nil
+    var claimSeen: ResumeClaim? = nil
 
     /// The failure code of a transport that ended without close_notify (in the handshake
     /// or in `read`): the peer's data may have been cut short. Callers that must tell a
@@ -222,8 +226,14 @@ public final class TLSSession {
         unpark()
         let rc = mbedtls_ssl_handshake(ssl)
         if let t = config.tickets { shim_tickets_adopt(t, ssl) }
+        if let r = config.resume {
+            var c = shim_resume_claim()
+            if shim_resume_take(r.raw, ssl, &c) == 1 { claimSeen = ResumeClaim(c) }
+        }
         if rc == 0 {
             status = .open
+            // Only a handshake that ran on the psk_ke-only twin used the credential.
+            if let r = config.resume, shim_resume_psk_used(r.raw, ssl) == 1 { resumeClaim = claimSeen }
             shim_ssl_server_done(ssl)
             return .done
         }
@@ -339,6 +349,13 @@ public final class TLSSession {
         }
         sentClose = true
         return true
+    }
+
+    /// Client: the handshake was authenticated by the resume credential this config
+    /// offered (psk_ke). A TLS 1.3 server sends a certificate in every handshake but a
+    /// PSK one, and this config holds no other PSK (no ticket is ever set on it).
+    public var resumedWithPSK: Bool {
+        config.offersPSK && status == .open && !sawPeerCertificate && mbedtls_ssl_get_peer_cert(ssl) == nil
     }
 
     /// mbedTLS's verification flags for the peer's certificate (0 = chain valid).

@@ -209,7 +209,7 @@ public final class Mux {
             guard helloDone else { return fail(.unexpected(type.rawValue)) }
         }
         switch type {
-        case .ping, .pong, .goaway, .keepalive:
+        case .ping, .pong, .goaway, .keepalive, .resume:
             guard h.stream == 0 else { return fail(.malformed(type.rawValue)) }
         default:
             guard h.stream != 0 else { return fail(.malformed(type.rawValue)) }
@@ -236,6 +236,9 @@ public final class Mux {
                 let ms = Int64(try ControlPayload.decodeU32(p, .keepalive))
                 peerHeartbeatMs = min(max(ms, MuxLimits.keepaliveMinMs), MuxLimits.keepaliveMaxMs)
                 return nil
+            case .resume:
+                guard side == .agent else { return fail(.unexpected(type.rawValue)) }
+                return .resume(Array(p))
             case .goaway:
                 let (r, ms) = try ControlPayload.decodeGoaway(p)
                 peerGoingAway = true
@@ -437,6 +440,13 @@ public final class Mux {
         guard !helloDone, payload.count <= WireProtocol.maxPayload,
               tx.freeSpace >= WireProtocol.headerSize + payload.count else { return false }
         FrameCodec.append(type, stream: 0, payload: payload, to: tx)
+        return true
+    }
+
+    /// Sends a RESUME frame now (relay, after the hello) if `tx` has room; false if not.
+    public func sendResume(_ payload: [UInt8]) -> Bool {
+        guard helloDone, failure == nil, payload.count <= WireProtocol.maxPayload, fits(payload.count) else { return false }
+        FrameCodec.append(.resume, stream: 0, payload: payload, to: tx)
         return true
     }
 

@@ -22,6 +22,8 @@ public enum MuxEvent: Equatable {
     case pong(rttMs: Int64)
     /// The peer is going away; open nothing new, come back after the hint.
     case goaway(Reason, retryAfterMs: UInt32)
+    /// The relay sent a resume credential (RESUME payload; agents only).
+    case resume([UInt8])
     /// The tunnel must close (the first failure; nothing follows it).
     case failed(MuxFailure)
 }

@@ -9,7 +9,7 @@
 ///     | payload: `length` bytes (0 ... maxPayload)                    |
 ///
 /// All integers are big-endian. `flags` is reserved (sent as 0, ignored).
-/// Stream 0 is the tunnel itself (hello, ping, pong, goaway); streams opened by
+/// Stream 0 is the tunnel itself (hello, ping, pong, goaway, resume); streams opened by
 /// an agent have odd ids, streams opened by the relay even ids.
 ///
 /// A receiver skips a frame of an unknown type (its length is known) and
@@ -17,9 +17,13 @@
 /// or any frame longer than `maxPayload`, is a protocol error that closes the
 /// tunnel (the decoder cannot trust anything after it).
 public enum WireProtocol {
-    /// Version history: 1 = first release.
-    public static let version: UInt8 = 1
+    /// Version history: 1 = first release; 2 = resume credentials (RESUME frame; on a
+    /// TLS session authenticated by one, CHALLENGE and AUTH carry no signature).
+    /// A version-1 peer still speaks with a version-2 one (full hellos only).
+    public static let version: UInt8 = 2
     public static let minVersion: UInt8 = 1
+    /// The first version whose agents take resume credentials.
+    public static let resumeVersion: UInt8 = 2
     public static let headerSize = 8
     /// Largest payload: a whole frame fits one 16 KiB TLS record.
     public static let maxPayload = 16384 - headerSize
@@ -44,6 +48,7 @@ public enum FrameType: UInt8, CaseIterable {
     case ping = 0x20
     case pong = 0x21
     case goaway = 0x22
+    case resume = 0x23      // relay -> agent (version 2): a resume credential
     /// agent -> relay, once after the hello: "I ping every N ms" (u32). The relay then
     /// stops pinging this tunnel and watches for the agent's PINGs instead (an idle
     /// device on a metered link pays for one exchange per N). Relays that do not know

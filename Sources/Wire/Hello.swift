@@ -12,6 +12,10 @@
 /// fields. The relay signs its own nonce and the version range it offers, so an
 /// agent behind a proxy can still check that the relay holds the pinned key, and no
 /// one in the middle can narrow the range.
+///
+/// Resumed (version 2): on a TLS session authenticated by the agent's resume
+/// credential (a PSK only that agent and the relay hold, see RESUME), CHALLENGE and
+/// AUTH travel with an empty signature: the session itself proves both ends.
 public enum HelloLabel {
     /// "v2": the signature also covers versionMin and versionMax (issue 12, finding 10).
     /// "agent relay challenge v1" signed the nonce alone; it is never accepted.
@@ -29,7 +33,8 @@ public enum AgentRole: UInt8 {
 }
 
 /// CHALLENGE: versionMin u8 | versionMax u8 | nonce[32] | relay SPKI (u16 len) | signature (u16 len)
-/// signature = ECDSA-SHA256 by the relay key over `HelloLabel.challenge || nonce || versionMin || versionMax`.
+/// signature = ECDSA-SHA256 by the relay key over `HelloLabel.challenge || nonce || versionMin || versionMax`,
+/// or empty on a resumed session (version 2).
 public struct ChallengeMessage: Equatable {
     public static let nonceSize = 32
     public var versionMin: UInt8
@@ -67,7 +72,7 @@ public struct ChallengeMessage: Equatable {
     public static func decode(_ p: UnsafeRawBufferPointer) throws(WireError) -> ChallengeMessage {
         var r = Reader(p)
         guard let lo = r.u8(), let hi = r.u8(), lo <= hi, let nonce = r.bytes(nonceSize),
-              let key = r.blob16(), !key.isEmpty, let sig = r.blob16(), !sig.isEmpty, r.atEnd
+              let key = r.blob16(), !key.isEmpty, let sig = r.blob16(), r.atEnd
         else { throw .malformed(.challenge) }
         return ChallengeMessage(versionMin: lo, versionMax: hi, nonce: nonce, relayKey: key, signature: sig)
     }
@@ -77,7 +82,8 @@ public struct ChallengeMessage: Equatable {
 ///       | token u16 len (0 = none) | hostnames u8 count (0...8), each u8 len + bytes
 ///       | signature u16 len
 /// signature = ECDSA-SHA256 by the agent's identity key over
-///       `HelloLabel.auth || challenge nonce || SHA-256(relay SPKI) || SHA-256(AUTH without its signature field)`
+///       `HelloLabel.auth || challenge nonce || SHA-256(relay SPKI) || SHA-256(AUTH without its signature field)`,
+///       or empty on a resumed session (version 2)
 public struct AuthMessage: Equatable {
     public static let maxCertificates = 4
     public static let maxHostnames = 8
@@ -139,7 +145,7 @@ public struct AuthMessage: Equatable {
             guard let h = r.blob8(), OpenPayload.isHostnameBytes(h) else { throw .malformed(.auth) }
             hosts.append(String(decoding: h, as: UTF8.self))
         }
-        guard let sig = r.blob16(), !sig.isEmpty, r.atEnd else { throw .malformed(.auth) }
+        guard let sig = r.blob16(), r.atEnd else { throw .malformed(.auth) }
         return AuthMessage(version: version, role: role, certificates: certs, token: token, hostnames: hosts, signature: sig)
     }
 }
@@ -161,5 +167,38 @@ public struct WelcomeMessage: Equatable {
               let id = AgentID(bytes: Array(p[0..<AgentID.byteCount]))
         else { throw .malformed(.welcome) }
         return WelcomeMessage(id: id, newlyEnrolled: p[AgentID.byteCount] == 1)
+    }
+}
+
+/// RESUME (relay -> agent, stream 0, after WELCOME; version 2): a resume credential.
+///     lifetime u32 (seconds from now) | psk[32] | identity (u16 len, opaque)
+/// Sent right after WELCOME and again on a live tunnel before the last one expires.
+/// The agent offers it as a TLS 1.3 external PSK on its next connection.
+public struct ResumeMessage: Equatable {
+    public static let pskSize = 32
+    public var lifetimeSeconds: UInt32
+    public var psk: [UInt8]
+    public var identity: [UInt8]
+
+    public init(lifetimeSeconds: UInt32, psk: [UInt8], identity: [UInt8]) {
+        self.lifetimeSeconds = lifetimeSeconds
+        self.psk = psk
+        self.identity = identity
+    }
+
+    public func encode() -> [UInt8] {
+        var o: [UInt8] = []
+        appendU32(&o, lifetimeSeconds)
+        o += psk
+        appendU16(&o, UInt16(identity.count))
+        o += identity
+        return o
+    }
+
+    public static func decode(_ p: UnsafeRawBufferPointer) throws(WireError) -> ResumeMessage {
+        var r = Reader(p)
+        guard let life = r.u32(), let psk = r.bytes(pskSize), let id = r.blob16(), !id.isEmpty, r.atEnd
+        else { throw .malformed(.resume) }
+        return ResumeMessage(lifetimeSeconds: life, psk: psk, identity: id)
     }
 }

@@ -49,6 +49,20 @@ import Wire
         #expect(try Certificate.parse(pem).leafID == key.id)
     }
 
+    /// The names are written without mbedTLS's name parser (shim_x509write_set_cn): the
+    /// same bytes as its "CN=..." (a Name of one RDN with one commonName UTF8String).
+    @Test func namesAreOneCommonNameInUTF8String() throws {
+        let rng = try Rng()
+        let key = try PrivateKey.generate(rng: rng)
+        let der = try CertificateWriter.selfSigned(key: key, rng: rng, commonName: "agent relay").leafDER
+        let name = Array("agent relay".utf8)
+        let rdn: [UInt8] = [0x30, UInt8(11 + name.count), 0x31, UInt8(9 + name.count), 0x30, UInt8(7 + name.count),
+                            0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, UInt8(name.count)] + name
+        var found = 0
+        for i in 0...(der.count - rdn.count) where Array(der[i..<(i + rdn.count)]) == rdn { found += 1 }
+        #expect(found == 2)  // issuer and subject
+    }
+
     @Test func selfSignedIsNamedByItsIDUnlessToldOtherwise() throws {
         let rng = try Rng()
         let key = try PrivateKey.generate(rng: rng)

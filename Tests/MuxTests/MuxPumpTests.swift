@@ -569,12 +569,29 @@ import Wire
         #expect(p.b.failures.count == 1)
     }
 
+    /// RESUME (version 2) goes relay -> agent on stream 0 after the hello: the agent gets
+    /// it as an event; a relay that receives one fails the tunnel.
+    @Test func resumeFramesGoFromRelayToAgentOnly() {
+        let p = Pump(seed: 66)
+        let payload = ResumeMessage(lifetimeSeconds: 60, psk: [UInt8](repeating: 1, count: 32), identity: [7, 7]).encode()
+        #expect(p.b.mux.sendResume(payload))
+        #expect(p.run { !p.a.resumes.isEmpty })
+        #expect(p.a.resumes == [payload])
+        #expect(p.a.failures.isEmpty && p.b.failures.isEmpty)
+        Self.inject(p.b, FrameCodec.encode(.resume, stream: 0, payload: payload))
+        p.b.pollAll(now: p.now)
+        #expect(p.b.failures == [.unexpected(FrameType.resume.rawValue)])
+        // Not before the hello is over.
+        let early = Pump(seed: 67, helloDone: false)
+        #expect(!early.b.mux.sendResume(payload))
+    }
+
     /// Unknown frame types are skipped (their length is known) and counted; the
     /// tunnel carries on.
     @Test func unknownFrameTypesAreSkipped() {
         let p = Pump(seed: 65)
         let unknown: [(UInt8, UInt32, Int)] = [
-            (0x00, 0, 0), (0x05, 1, 3), (0x0f, 2, 1), (0x17, 9, 100), (0x23, 0, 8), (0x30, 0, WireProtocol.maxPayload),
+            (0x00, 0, 0), (0x05, 1, 3), (0x0f, 2, 1), (0x17, 9, 100), (0x25, 0, 8), (0x30, 0, WireProtocol.maxPayload),
             (0x7f, 3, 2), (0xff, 0xffff_ffff, 1),
         ]
         for (t, stream, n) in unknown {

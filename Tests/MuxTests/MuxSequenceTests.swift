@@ -204,7 +204,7 @@ import Wire
         case 83..<87: type = FrameType.fin.rawValue
         case 87: type = FrameType.goaway.rawValue
         case 88: type = rng.chance(20) ? [FrameType.challenge, .auth, .welcome, .denied][rng.below(4)].rawValue : FrameType.ping.rawValue
-        default: type = [0x00, 0x05, 0x17, 0x23, 0x7f, 0xff][rng.below(6)]
+        default: type = [0x00, 0x05, 0x17, 0x25, 0x7f, 0xff][rng.below(6)]
         }
         // Streams the receiver holds, by what a well-behaved peer could send on them.
         let held = m.streamIDs.sorted()
@@ -215,7 +215,7 @@ import Wire
         }
         var stream: UInt32
         switch FrameType(rawValue: type) {
-        case .ping?, .pong?, .goaway?, .keepalive?, .challenge?, .auth?, .welcome?, .denied?:
+        case .ping?, .pong?, .goaway?, .keepalive?, .resume?, .challenge?, .auth?, .welcome?, .denied?:
             stream = rng.chance(99) ? 0 : UInt32(rng.below(16))
         case .open?:
             // Usually the next id of the peer's parity.
@@ -253,7 +253,7 @@ import Wire
                 let n = rng.chance(97) ? rng.int(1, max(1, min(credit, 3000))) : rng.int(1, 5000)
                 payload = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             case .fin, .denied: payload = []
-            case .challenge, .auth, .welcome: payload = (0..<rng.below(40)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            case .challenge, .auth, .welcome, .resume: payload = (0..<rng.below(40)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             }
         } else {
             let n = rng.chance(95) ? rng.below(48) : rng.below(WireProtocol.maxPayload + 1)

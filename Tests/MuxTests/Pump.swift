@@ -160,6 +160,7 @@ final class Endpoint {
     var failures: [MuxFailure] = []
     var pongs: [Int64] = []
     var goaways: [(Reason, UInt32)] = []
+    var resumes: [[UInt8]] = []
     var hellos: [(FrameType, [UInt8])] = []
     /// Sends and reads are random up to this many bytes per turn.
     var maxIO = 1 << 17
@@ -226,6 +227,8 @@ final class Endpoint {
             pongs.append(rtt)
         case .goaway(let r, let ms):
             goaways.append((r, ms))
+        case .resume(let p):
+            resumes.append(p)
         case .failed(let f):
             failures.append(f)
         }

@@ -64,6 +64,7 @@ import Wire
         case challenge(ChallengeMessage)
         case auth(AuthMessage)
         case welcome(WelcomeMessage)
+        case resume(ResumeMessage)
         case raw([UInt8])             // DATA, FIN, DENIED: no payload decoder in Wire
     }
 
@@ -97,6 +98,7 @@ import Wire
         case .challenge(let c): return c.encode()
         case .auth(let a): return a.encode()
         case .welcome(let w): return w.encode()
+        case .resume(let r): return r.encode()
         case .raw(let b): return b
         }
     }
@@ -122,6 +124,7 @@ import Wire
                 case .challenge: result = .challenge(try ChallengeMessage.decode(b))
                 case .auth: result = .auth(try AuthMessage.decode(b))
                 case .welcome: result = .welcome(try WelcomeMessage.decode(b))
+                case .resume: result = .resume(try ResumeMessage.decode(b))
                 case .data, .fin, .denied: result = .raw(p)
                 }
             } catch {
@@ -242,6 +245,21 @@ import Wire
             hex: "03 00 00 15 00 00 00 00 | \(deviceHex) | 00"),
         // DENIED: empty (the agent is told nothing about which check failed)
         Golden(name: "DENIED", type: .denied, stream: 0, value: .raw([]), hex: "04 00 00 00 00 00 00 00"),
+        // RESUME: lifetime u32 | psk[32] | identity u16-len
+        Golden(
+            name: "RESUME", type: .resume, stream: 0,
+            value: .resume(ResumeMessage(lifetimeSeconds: 86_400, psk: nonce, identity: [0xc0, 0xff, 0xee])),
+            hex: "23 00 00 29 00 00 00 00 | 00 01 51 80 | \(nonceHex) | 00 03 c0 ff ee"),
+        // CHALLENGE and AUTH of a resumed session (version 2): empty signatures
+        Golden(
+            name: "CHALLENGE resumed", type: .challenge, stream: 0,
+            value: .challenge(ChallengeMessage(versionMin: 2, versionMax: 2, nonce: nonce, relayKey: [0xde, 0xad], signature: [])),
+            hex: "01 00 00 28 00 00 00 00 | 02 02 | \(nonceHex) | 00 02 de ad | 00 00"),
+        Golden(
+            name: "AUTH resumed", type: .auth, stream: 0,
+            value: .auth(AuthMessage(version: 2, role: .reverse, certificates: [[0x30, 0x00]], token: [], hostnames: [],
+                                     signature: [])),
+            hex: "02 00 00 0c 00 00 00 00 | 02 | 01 | 01 | 00 02 30 00 | 00 00 | 00 | 00 00"),
     ]
 
     // MARK: - Tables
@@ -250,7 +268,7 @@ import Wire
         let codes: [(FrameType, UInt8)] = [
             (.challenge, 0x01), (.auth, 0x02), (.welcome, 0x03), (.denied, 0x04),
             (.open, 0x10), (.accept, 0x11), (.refuse, 0x12), (.data, 0x13), (.fin, 0x14), (.reset, 0x15),
-            (.window, 0x16), (.ping, 0x20), (.pong, 0x21), (.goaway, 0x22), (.keepalive, 0x24),
+            (.window, 0x16), (.ping, 0x20), (.pong, 0x21), (.goaway, 0x22), (.resume, 0x23), (.keepalive, 0x24),
         ]
         #expect(codes.count == FrameType.allCases.count)
         for (t, raw) in codes {
@@ -294,8 +312,10 @@ import Wire
         #expect(WireProtocol.headerSize == 8)
         #expect(WireProtocol.maxPayload == 16376)
         #expect(WireProtocol.headerSize + WireProtocol.maxPayload == 16384)
-        #expect(WireProtocol.version == 1)
+        #expect(WireProtocol.version == 2)
         #expect(WireProtocol.minVersion == 1)
+        #expect(WireProtocol.resumeVersion == 2)
+        #expect(ResumeMessage.pskSize == 32)
         #expect(OpenPayload.maxHostname == 253)
         #expect(AuthMessage.maxCertificates == 4)
         #expect(AuthMessage.maxHostnames == 8)
@@ -474,7 +494,8 @@ import Wire
         Self.expectMalformed(.challenge, bad.encode(), "empty relay key")
         bad = c
         bad.signature = []
-        Self.expectMalformed(.challenge, bad.encode(), "empty signature")
+        // The resumed form (version 2): it decodes; HelloAuth accepts it only on a resumed session.
+        #expect(throws: Never.self) { _ = try Self.decodePayload(.challenge, bad.encode()) }
 
         let a = AuthMessage(version: 1, role: .reverse, certificates: [[1]], token: [], hostnames: [], signature: [9])
         #expect(throws: Never.self) { _ = try Self.decodePayload(.auth, a.encode()) }
@@ -501,7 +522,14 @@ import Wire
         Self.expectMalformed(.auth, ba.encode(), "empty hostname")
         ba = a
         ba.signature = []
-        Self.expectMalformed(.auth, ba.encode(), "empty signature")
+        // The resumed form (version 2): it decodes; the relay's full-hello check refuses it.
+        #expect(throws: Never.self) { _ = try Self.decodePayload(.auth, ba.encode()) }
+        let r = ResumeMessage(lifetimeSeconds: 1, psk: Self.nonce, identity: [1])
+        #expect(throws: Never.self) { _ = try Self.decodePayload(.resume, r.encode()) }
+        var br = r
+        br.identity = []
+        Self.expectMalformed(.resume, br.encode(), "empty identity")
+        Self.expectMalformed(.resume, Array(r.encode().prefix(20)), "short psk")
         var raw = a.encode()
         raw[1] = 3
         Self.expectMalformed(.auth, raw, "role 3")

@@ -151,6 +151,56 @@ void shim_ssl_detach(mbedtls_ssl_context *ssl, unsigned char **in, unsigned char
 /* A server's handshake parameters, freed once its handshake is over. */
 void shim_ssl_server_done(mbedtls_ssl_context *ssl);
 
+/* ---- resume credentials (relay): TLS 1.3 external PSKs sealed by the relay ---- */
+/* Layouts: shims.c. */
+#define SHIM_RESUME_PLAIN 70
+#define SHIM_RESUME_IDENTITY 102      /* 16 + SHIM_RESUME_PLAIN + 16 */
+#define SHIM_RESUME_MESSAGE 140       /* RESUME payload: 4 + 32 + 2 + SHIM_RESUME_IDENTITY */
+#define SHIM_RESUME_FILE_MAX 94       /* key file: 6 + 2 x 44 */
+#define SHIM_RESUME_UNKNOWN_KEY 1
+#define SHIM_RESUME_BAD_TAG 2
+#define SHIM_RESUME_EXPIRED 3
+#define SHIM_RESUME_MALFORMED 4
+struct shim_resume_claim {
+    unsigned char id[20];
+    int role;
+    long long issued, expiry;   /* UNIX seconds */
+};
+struct shim_resume;
+struct shim_resume *shim_resume_new(void);
+void shim_resume_free(struct shim_resume *r);
+/* Installs the keys of a key file image; the current key's creation time, or -1 if the
+ * image is not a key file (no key is installed then). */
+long long shim_resume_load(struct shim_resume *r, const unsigned char *img, size_t len);
+/* A fresh current key made at `now` (the current key of `img`, if it is a key file,
+ * becomes the previous one): its image in out (SHIM_RESUME_FILE_MAX bytes), installed.
+ * Returns the image's length, 0 on failure. */
+size_t shim_resume_rotate(struct shim_resume *r, const unsigned char *img, size_t len, long long now, unsigned char *out);
+/* A credential for agent_id (20 bytes) in `role`, valid `lifetime` seconds from `now`,
+ * as a RESUME payload (SHIM_RESUME_MESSAGE bytes at out). 0 on success. */
+int shim_resume_issue(struct shim_resume *r, const unsigned char *agent_id, int role, long long now, uint32_t lifetime,
+                      unsigned char *out);
+/* Opens an identity: 0 with the claim and its psk (32 bytes), or SHIM_RESUME_* why not. */
+int shim_resume_open(struct shim_resume *r, const unsigned char *identity, size_t len, long long now_s,
+                     struct shim_resume_claim *claim, unsigned char *psk);
+/* A config's TLS 1.3 key exchange modes: ECDHE, and PSK with ECDHE (psk 0) or
+ * plain PSK (psk 1: resume credentials only). */
+void shim_conf_kex_modes(mbedtls_ssl_config *conf, int psk);
+/* Client: offers the credential of a RESUME payload (docs/PROTOCOL.md) as its external
+ * PSK, with key exchange modes psk_ke and ECDHE. 0, or an mbedTLS error (malformed). */
+int shim_conf_resume_psk(mbedtls_ssl_config *conf, const unsigned char *msg, size_t len);
+/* Makes a finished server config accept credentials these keys open (psk_ke), with a
+ * twin of it that allows psk_ke only (shims.c). 0 on success. */
+int shim_resume_attach(struct shim_resume *r, mbedtls_ssl_config *conf);
+/* Forgets the twin (before the config it copied is freed): credentials are refused. */
+void shim_resume_detach(struct shim_resume *r);
+/* mbedtls_ssl_conf_psk_cb's callback (server). */
+int shim_resume_psk_cb(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *identity, size_t len);
+/* After each server handshake step: 1 and the claim if this step accepted a credential for `ssl`. */
+int shim_resume_take(struct shim_resume *r, const mbedtls_ssl_context *ssl, struct shim_resume_claim *claim);
+/* 1 if `ssl` runs on the psk_ke-only twin (its handshake used a credential's PSK). */
+int shim_resume_psk_used(const struct shim_resume *r, const mbedtls_ssl_context *ssl);
+
 /* ---- PSA crypto and P-256 keys ---- */
 /* psa_crypto_init(): once per process, before any key or TLS work (safe to repeat). */
 int shim_psa_init(void);
@@ -176,6 +226,11 @@ static inline size_t shim_pk_signature_max(void) { return MBEDTLS_PK_SIGNATURE_M
  * (mbedtls_x509_dn_gets would do it through text, and pull printf into the
  * static binary.) 0 on success. */
 int shim_x509write_issuer_from(mbedtls_x509write_cert *w, const mbedtls_x509_crt *ca);
+
+/* Sets a certificate writer's subject (issuer: its issuer) name to CN=`cn`, a UTF8String,
+ * as mbedtls_x509write_crt_set_subject_name("CN=...") writes it, without mbedTLS's name
+ * parser and attribute table (about 2.5 KB of the release binary). 0 on success. */
+int shim_x509write_set_cn(mbedtls_x509write_cert *w, int issuer, const unsigned char *cn, size_t len);
 
 /* ---- misc ---- */
 #ifndef TCP_NOTSENT_LOWAT

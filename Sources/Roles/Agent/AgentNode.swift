@@ -204,7 +204,8 @@ public class AgentNode: LoopDriver {
     func tunnelEvent(_ ev: RelayClient.Event, now: Instant) {
         switch ev {
         case .up(let id):
-            Log.info("tunnel_up", "role=" + roleName + " id=" + id.text + " relay=" + client.settings.relay.text)
+            Log.info("tunnel_up", "role=" + roleName + " id=" + id.text + " relay=" + client.settings.relay.text
+                     + (client.resumed ? " resumed=yes" : ""))
             tunnelUp(id, now: now)
         case .down(let reason, let wasUp):
             for (_, s) in splices { s.closeLocal(abort: true) }
@@ -262,6 +263,8 @@ public class AgentNode: LoopDriver {
         case .goaway(let reason, let ms):
             client.noteGoaway(retryAfterMs: ms)
             Log.info("relay_goaway", "reason=" + reason.text + " retry_after_ms=" + String(ms))
+        case .resume(let payload):
+            client.takeCredential(payload, now: now)
         case .hello:
             break
         case .failed(let f):

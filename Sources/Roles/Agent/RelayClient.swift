@@ -120,6 +120,16 @@ public final class RelayClient {
     public let settings: TunnelSettings
     let rng: Rng
     let tlsConfig: TLSConfig
+    let peerCheck: TLSConfig.PeerCheck
+    /// The relay's last resume credential (RESUME), offered as a TLS 1.3 external PSK on
+    /// the next connection: the relay then admits this agent without public-key work.
+    /// Kept in memory only. Dropped when the relay answers with a full handshake, or a
+    /// resumed attempt fails before the tunnel is up (the next attempt is a full one).
+    var credential: (payload: [UInt8], expires: Instant)? = nil
+    /// This attempt's TLS offered `credential`.
+    var offeredCredential = false
+    /// The tunnel (or the attempt under way) runs on a TLS session authenticated by the credential.
+    public private(set) var resumed = false
     let pool: BufferPool
     var phase: Phase
     var backoff: Backoff
@@ -140,6 +150,7 @@ public final class RelayClient {
         self.pool = pool
         let check: TLSConfig.PeerCheck
         if let ca = settings.ca { check = .required(trusted: ca) } else { check = .afterHandshake(trusted: nil) }
+        peerCheck = check
         tlsConfig = try TLSConfig(side: .client, rng: rng, certificate: nil, key: nil, peerCheck: check)
         backoff = Backoff(firstMs: Limits.reconnectFirstMs, capMs: settings.reconnectMaxMs)
         phase = .waiting(until: now)
@@ -285,6 +296,13 @@ public final class RelayClient {
         case .tls(let link, let deadline):
             switch link.tls.handshake() {
             case .done:
+                resumed = link.tls.resumedWithPSK
+                if offeredCredential && !resumed {
+                    // The relay did not take it (restarted without its keys, expired...): this
+                    // was a full handshake, checked as always, and the credential is spent.
+                    credential = nil
+                    offeredCredential = false
+                }
                 if let problem = checkRelayTLS(link.tls) { return fail(problem, now: now) }
                 let mux = Mux(side: .agent, limits: settings.muxLimits, pool: pool, now: now)
                 let helloDeadline = now.adding(ms: Limits.helloTimeoutMs)
@@ -340,10 +358,13 @@ public final class RelayClient {
                 // With a CA, TLS may end at a front (nginx, a load balancer): the relay's
                 // own key is then checked only in the hello (pin and signature). In raw mode
                 // with a pin, `checkRelayTLS` already tied the TLS key to the pin.
-                let peerKey: [UInt8]? = settings.ca == nil ? link.tls.peerPublicKeyDER : nil
+                // On a session resumed with the credential there is no TLS key: the PSK itself
+                // proves the relay (it came from the relay this agent checked when it got it).
+                let peerKey: [UInt8]? = settings.ca == nil && !resumed ? link.tls.peerPublicKeyDER : nil
                 let r = HelloAuth.answer(challenge: payload, pinDigest: settings.pin, tlsPeerKey: peerKey,
                                          identity: settings.identity, certificates: settings.certificates,
-                                         role: settings.role, token: settings.token, hostnames: settings.hostnames, rng: rng)
+                                         role: settings.role, token: settings.token, hostnames: settings.hostnames, rng: rng,
+                                         resumed: resumed && link.tls.resumedWithPSK)
                 switch r {
                 case .success(let auth):
                     if !mux.sendHello(.auth, auth) {
@@ -359,6 +380,7 @@ public final class RelayClient {
                 }
                 mux.helloFinished(now: now)
                 agentID = w.id
+                offeredCredential = false
                 backoff.reset()
                 retryAfterMs = nil
                 phase = .ready(link: link, mux: mux)
@@ -388,6 +410,10 @@ public final class RelayClient {
     ///   (CVE-2025-27809), so without a pin the certificate must list that address as an
     ///   iPAddress subjectAltName (finding 6).
     func checkRelayTLS(_ tls: TLSSession) -> String? {
+        // A session authenticated by this agent's resume credential has no certificate:
+        // the relay proved it holds the PSK it handed out over a checked session.
+        if tls.resumedWithPSK { return nil }
+        guard tls.peerCertificateDER != nil else { return "relay presented no certificate" }
         if let pin = settings.pin, settings.ca == nil || settings.relay.upgradePath == nil {
             guard let key = tls.peerPublicKeyDER, Digest.constantTimeEqual(Digest.sha256(key), pin) else {
                 return "relay key does not match --relay-pin (its TLS certificate's key is "
@@ -409,8 +435,24 @@ public final class RelayClient {
         // names pick their certificate by it. IP literals are not sent as SNI.
         let host = settings.relay.host
         let named = SocketAddress.numeric(host, port: 0) == nil
+        // A resume credential goes on a config of its own (mbedTLS 3.6 holds one static
+        // PSK per config); a full handshake follows in the same connection if the relay
+        // does not take it.
+        var config = tlsConfig
+        offeredCredential = false
+        resumed = false
+        if let c = credential {
+            if now < c.expires, settings.relay.upgradePath == nil,
+               let rc = try? TLSConfig(side: .client, rng: rng, certificate: nil, key: nil, peerCheck: peerCheck,
+                                       resumeCredential: c.payload) {
+                config = rc
+                offeredCredential = true
+            } else {
+                credential = nil
+            }
+        }
         do throws(CryptoError) {
-            tls = try TLSSession(config: tlsConfig, serverName: named ? host : nil)
+            tls = try TLSSession(config: config, serverName: named ? host : nil)
         } catch {
             Socket.close(fd)
             return fail("tls setup: " + error.message, now: now)
@@ -468,6 +510,8 @@ public final class RelayClient {
             Socket.close(fd)
         case .tls(let l, _), .upgrade(let l, _, _), .hello(let l, _, _):
             l.close()
+            // A resumed attempt that failed before the tunnel was up: the next one is full (no loop).
+            if offeredCredential { credential = nil }
         case .ready(let l, _):
             l.close()
             wasUp = true
@@ -483,6 +527,23 @@ public final class RelayClient {
         phase = .waiting(until: t.adding(ms: delay))
         return .down(reason: reason + " (retry in " + String(delay) + " ms)", wasUp: wasUp)
     }
+
+    /// A RESUME frame from the relay: the credential for the next connection. Ignored
+    /// behind an HTTP Upgrade front (TLS may end there) and if malformed.
+    public func takeCredential(_ payload: [UInt8], now: Instant) {
+        // Its layout is checked when it is offered (a malformed one fails that TLS setup and
+        // is dropped); here only its lifetime is read.
+        guard settings.relay.upgradePath == nil, isUp, payload.count > 4 else { return }
+        // Not offered in its last moments: the relay must still find it valid when it reads
+        // the ClientHello, which comes within a TLS handshake timeout.
+        let seconds = Int64(payload[0]) << 24 | Int64(payload[1]) << 16 | Int64(payload[2]) << 8 | Int64(payload[3])
+        let life = seconds * 1000 - Limits.tlsHandshakeTimeoutMs
+        guard life > 0 else { return }
+        credential = (payload, now.adding(ms: life))
+    }
+
+    /// Whether a resume credential is held (tests and logs).
+    public var holdsCredential: Bool { credential != nil }
 
     /// After a GOAWAY: come back no sooner than `ms` after the tunnel closes.
     public func noteGoaway(retryAfterMs ms: UInt32) { retryAfterMs = Int64(ms) }

@@ -28,6 +28,17 @@ public enum Limits {
     public static let relayMaxPendingHandshakes = 256
     /// Of those, from one source address (an IPv6 source: its /64), so one address cannot hold them all.
     public static let relayMaxPendingPerSource = 32
+    /// New connections the relay accepts: at most this many at once, refilled at
+    /// `relayAcceptPerSecond`; beyond, they wait in the kernel's listen backlog (a
+    /// reconnect storm is taken at this pace, and live tunnels keep being served) ...
+    public static let relayAcceptBurst = 1_000
+    public static let relayAcceptPerSecond = 5_000
+    /// ... at most this many per loop turn ...
+    public static let relayAcceptPerTurn = 64
+    /// ... and TLS handshake steps with input to process (each may be a full handshake's
+    /// key exchange and signature) at most this many per turn; the rest wait for the next
+    /// turn, after the live tunnels' I/O.
+    public static let relayHandshakesPerTurn = 16
     /// Tunnels (agents connected, including handshakes in progress), `--max-tunnels`.
     public static let relayMaxTunnels = 100_000
     /// The most `--max-tunnels` accepts.
@@ -60,6 +71,15 @@ public enum Limits {
     /// The journal is compacted into a new snapshot once it has this many lines and more
     /// lines than the registry has keys.
     public static let registryJournalMinLines = 1024
+    /// Resume credentials (docs/SECURITY.md, "Resumed admission"): how long one stays valid
+    /// (a device away longer comes back with a full handshake) ...
+    public static let relayResumeLifetimeSeconds: Int64 = 86_400
+    /// ... how often the relay's resume key changes (the previous key still opens
+    /// credentials for one more period; a credential never outlives its key) ...
+    public static let relayResumeKeyRotationSeconds: Int64 = 86_400
+    /// ... and how often a live tunnel gets a fresh one (a quarter of the lifetime), so a
+    /// device connected for weeks holds a valid credential when the relay restarts.
+    public static let relayResumeRefreshSeconds: Int64 = relayResumeLifetimeSeconds / 4
     /// Per stream and direction: fills a 100 ms path at 20 Mbit/s (250 KB) on one stream.
     public static let relayWindow = 256 * 1024
 

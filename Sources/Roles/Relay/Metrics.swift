@@ -11,6 +11,8 @@ final class RelayStats {
     var sniBytesIn: UInt64 = 0
     var sniBytesOut: UInt64 = 0
     var admitted: UInt64 = 0
+    /// Of those, admitted on a resume credential (no public-key operation).
+    var admittedResumed: UInt64 = 0
     /// Streams refused, by reason.
     var refusals: [(String, UInt64)] = []
     /// Connections that did not become tunnels, by reason (TLS, preamble, hello, admission).
@@ -116,6 +118,9 @@ extension Relay {
         o.line("sni_connections", "", UInt64(sniConns.count))
         o.metric("admitted_total", "counter", "Agents admitted.")
         o.line("admitted_total", "", stats.admitted)
+        o.metric("admissions_total", "counter", "Agents admitted, by kind: full hello, or resumed with a resume credential.")
+        o.line("admissions_total", "kind=\"full\"", stats.admitted - stats.admittedResumed)
+        o.line("admissions_total", "kind=\"resumed\"", stats.admittedResumed)
         o.metric("refusals_total", "counter", "Streams refused, by reason.")
         for (r, v) in stats.refusals { o.line("refusals_total", "reason=\"" + r + "\"", v) }
         o.metric("handshake_failures_total", "counter", "Connections that did not become tunnels, by reason.")

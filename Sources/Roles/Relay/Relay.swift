@@ -25,6 +25,8 @@ public final class Relay {
     /// "sha256:<hex>" of the relay key: what agents pass as --relay-pin.
     public let pin: String
     let tlsConfig: TLSConfig
+    /// Resume credentials: the keys that seal and open them (in --state).
+    let resumeKeys: ResumeKeyStore
     let registry: Registry
     var enrollSecret: [UInt8]?
     var clientCA: Certificate?
@@ -65,6 +67,8 @@ public final class Relay {
     /// New keys enrolled: a bounded rate (each is a registry write, and under
     /// --open-enrollment anyone can ask).
     var enrollRate = TokenBucket(burst: Limits.relayEnrollBurst, perSecond: Limits.relayEnrollPerSecond)
+    /// New connections accepted: a bounded rate (a reconnect storm waits in the backlog).
+    var acceptRate = TokenBucket(burst: Limits.relayAcceptBurst, perSecond: Limits.relayAcceptPerSecond)
     var nextSerial: UInt64 = 1
     /// Connections in TLS, preamble or hello (each holds a ticket until it leaves those phases).
     let pending = Gate(limit: Limits.relayMaxPendingHandshakes, perSource: Limits.relayMaxPendingPerSource)
@@ -96,8 +100,10 @@ public final class Relay {
         let spki = key.publicKeyDER()
         pinDigest = Digest.sha256(spki)
         pin = Identity.pin(spki: spki)
+        resumeKeys = try ResumeKeyStore(path: config.stateDir + "/resume-keys", now: Clock.wallSeconds())
         do throws(CryptoError) {
-            tlsConfig = try TLSConfig(side: .server, rng: rng, certificate: certificate, key: key, peerCheck: .none)
+            tlsConfig = try TLSConfig(side: .server, rng: rng, certificate: certificate, key: key, peerCheck: .none,
+                                      resume: resumeKeys.sealer)
         } catch {
             throw StartupError("TLS setup: " + error.message)
         }

@@ -7,7 +7,7 @@ import Wire
 /// the per-key and enrollment-rate limits, the registry write, the tunnel marked up.
 extension Relay {
     func handleAuth(_ c: RelayConn, _ payload: [UInt8], now: Instant) {
-        switch HelloAuth.verify(payload, nonce: c.nonce, relayPinDigest: pinDigest) {
+        switch HelloAuth.verify(payload, nonce: c.nonce, relayPinDigest: pinDigest, resumed: c.resumeClaim) {
         case .failure(let r):
             deny(c, reason: r.text, now: now)
         case .success(let v):
@@ -53,8 +53,15 @@ extension Relay {
         c.phase = .ready
         c.deadline = nil
         stats.admitted += 1
+        if v.resumed { stats.admittedResumed += 1 }
         _ = c.mux.sendHello(.welcome, WelcomeMessage(id: v.id, newlyEnrolled: enrolled).encode())
         c.mux.helloFinished(now: now)
+        // A resume credential for its next connection: agents that speak version 2, with
+        // TLS ending here (behind a TLS-terminating front the agent's TLS is the front's).
+        if m.version >= WireProtocol.resumeVersion && !c.upgraded {
+            c.resumeRefreshAt = now
+            sendCredential(c, now: now)
+        }
         if m.role == .reverse {
             if let old = online[v.id], old !== c {
                 close(old, reason: "replaced by a new connection", now: now)
@@ -62,6 +69,20 @@ extension Relay {
             online[v.id] = c
         }
         tunnelLog.log(.info, "agent_admitted", c.label + " via=" + entry.via + (enrolled ? " enrolled=yes" : "")
-                      + " peer=" + c.peer.text + (c.upgraded ? " transport=http-upgrade" : ""), now: now)
+                      + " peer=" + c.peer.text + (c.upgraded ? " transport=http-upgrade" : "")
+                      + (v.resumed ? " resumed=yes" : ""), now: now)
+    }
+
+    /// Sends the agent a fresh resume credential if one is due (`resumeRefreshAt`); the
+    /// next one is due `Limits.relayResumeRefreshSeconds` later (or at once if it did not fit).
+    func sendCredential(_ c: RelayConn, now: Instant) {
+        guard let due = c.resumeRefreshAt, now >= due, let id = c.id, let role = c.role else { return }
+        guard let m = resumeKeys.issue(id: id, role: role, now: Clock.wallSeconds()) else {
+            c.resumeRefreshAt = nil  // sealing failed: no credentials for this tunnel
+            return
+        }
+        if c.mux.sendResume(m) {
+            c.resumeRefreshAt = now.adding(ms: Limits.relayResumeRefreshSeconds * 1000)
+        }
     }
 }

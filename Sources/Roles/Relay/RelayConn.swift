@@ -34,6 +34,11 @@ final class RelayConn {
     /// TLS + hello must finish by then; while closing, when to give up flushing.
     var deadline: Instant?
     var nonce: [UInt8] = []
+    /// The resume credential its TLS handshake used (psk_ke), if any: the hello then
+    /// goes unsigned and must be for this credential's key and role.
+    var resumeClaim: ResumeClaim? = nil
+    /// When the admitted agent gets its next resume credential (nil: it takes none).
+    var resumeRefreshAt: Instant? = nil
     var id: AgentID? = nil
     var role: AgentRole? = nil
     var hostnames: [String] = []

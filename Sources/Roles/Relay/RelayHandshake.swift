@@ -8,8 +8,9 @@ import Wire
 extension Relay {
     func acceptAll(now: Instant) {
         var n = 0
-        while n < 64, let (fd, peer) = Socket.accept(listener) {
+        while n < Limits.relayAcceptPerTurn, acceptRate.tokens(now: now) > 0, let (fd, peer) = Socket.accept(listener) {
             n += 1
+            _ = acceptRate.take(now: now)
             if conns.count >= maxTunnels || drainDeadline != nil {
                 drop(fd, peer, drainDeadline != nil ? "draining" : "tunnel_limit", now: now)
                 continue
@@ -45,6 +46,7 @@ extension Relay {
         case .tls:
             switch c.link.tls.handshake() {
             case .done:
+                c.resumeClaim = c.link.tls.resumeClaim
                 c.phase = .preamble
                 drive(c, now: now)
                 return
@@ -132,7 +134,7 @@ extension Relay {
     func startHello(_ c: RelayConn, now: Instant) {
         c.phase = .hello
         do throws(CryptoError) {
-            let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng)
+            let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng, resumed: c.resumeClaim != nil)
             c.nonce = nonce
             _ = c.mux.sendHello(.challenge, payload)
         } catch {

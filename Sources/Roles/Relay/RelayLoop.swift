@@ -32,9 +32,11 @@ extension Relay {
             var now = EventLoop.now()
             turn(now: now)
             if finished { return exitCode }
-            updateListeners()
+            let canAccept = acceptRate.tokens(now: now) > 0
+            updateListeners(canAccept: canAccept)
             var dm = DeadlineMin()
             if !work.items.isEmpty { dm.consider(now.ms) }
+            if !canAccept { dm.consider(now.ms + max(1, 1000 / Int64(Limits.relayAcceptPerSecond))) }
             dm.consider(timers.earliest)
             dm.consider(drainDeadline?.ms)
             for m in metricsConns { dm.consider(m.deadline.ms) }
@@ -56,9 +58,9 @@ extension Relay {
     }
 
     /// Listeners are watched only while a new connection could be taken.
-    func updateListeners() {
+    func updateListeners(canAccept: Bool = true) {
         let accepting = drainDeadline == nil
-        watch(&listenerReg, listener, accepting && pending.isOpen && conns.count < maxTunnels, .listener)
+        watch(&listenerReg, listener, accepting && canAccept && pending.isOpen && conns.count < maxTunnels, .listener)
         watch(&sniListenerReg, sniListener, accepting && sniPending.isOpen && sniOpen.isOpen, .sniListener)
         watch(&metricsListenerReg, metricsListener, metricsGate.isOpen, .metricsListener)
     }
@@ -133,12 +135,22 @@ extension Relay {
             c.dirty = true
         }
         // Drive queued tunnels until nothing changes (a join moving bytes queues its partner).
+        // TLS handshakes with input wait for the next turn beyond a budget (they stay queued).
         var rounds = 0
+        var handshakes = 0
+        var deferred: [RelayConn] = []
         while !work.items.isEmpty && rounds < 16 {
             rounds += 1
             let batch = work.items
             work.items.removeAll(keepingCapacity: true)
             for c in batch {
+                if c.phase == .tls && !c.link.tls.inbound.isEmpty {
+                    if handshakes >= Limits.relayHandshakesPerTurn {
+                        deferred.append(c)
+                        continue
+                    }
+                    handshakes += 1
+                }
                 c.dirty = false
                 if !c.link.isClosed { drive(c, now: now) }
                 settle(c, now: now)
@@ -155,6 +167,7 @@ extension Relay {
                 }
             }
         }
+        for c in deferred { work.items.append(c) }  // still dirty: driven first thing next turn
         for (_, s) in sniConns where s.splice.dirty || (s.deadline.map { now >= $0 } ?? false) {
             s.splice.dirty = false
             driveSni(s, now: now)

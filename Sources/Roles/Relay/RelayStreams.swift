@@ -29,6 +29,7 @@ extension Relay {
             handle(ev, on: c, now: now)
             if c.link.isClosed { return }
         }
+        if c.resumeRefreshAt != nil { sendCredential(c, now: now) }
         for (_, s) in c.sniStreams where s.splice.pump(c.mux) { s.splice.dirty = true }
         // Joins with little buffered go first (see AgentNode.work).
         for light in [true, false] {
@@ -94,7 +95,7 @@ extension Relay {
             c.sniStreams[sid]?.splice.dirty = true  // joins move their bytes in the join pass
         case .pong(let rtt):
             Log.debug("pong", c.label + " rtt_ms=" + String(rtt))
-        case .goaway:
+        case .goaway, .resume:  // RESUME from an agent already failed the mux
             break
         case .hello:
             break
