@@ -8,7 +8,7 @@ import Wire
     static let b = AgentID(bytes: [UInt8](repeating: 0xA5, count: 20))!
 
     static func ok(_ text: String) -> Set<AgentID>? {
-        if case .success(let k) = AuthorizedKeys.parse(text) { return k.ids }
+        if case .success(let k) = AuthorizedKeys.parse(text) { return Set(k.ids) }
         return nil
     }
 
