@@ -97,6 +97,7 @@ func decodeForReencode(_ t: FrameType, _ p: UnsafeRawBufferPointer) throws(WireE
     case .challenge: return try ChallengeMessage.decode(p).encode()
     case .auth: return try AuthMessage.decode(p).encode()
     case .welcome: return try WelcomeMessage.decode(p).encode()
+    case .resume: return try ResumeMessage.decode(p).encode()
     case .open: return try OpenPayload.decode(p).encode()
     case .accept: return ControlPayload.accept(window: try ControlPayload.decodeU32(p, t))
     case .window: return ControlPayload.window(try ControlPayload.decodeU32(p, t))

@@ -364,7 +364,7 @@ public final class RelayClient {
                 let r = HelloAuth.answer(challenge: payload, pinDigest: settings.pin, tlsPeerKey: peerKey,
                                          identity: settings.identity, certificates: settings.certificates,
                                          role: settings.role, token: settings.token, hostnames: settings.hostnames, rng: rng,
-                                         resumed: resumed && link.tls.resumedWithPSK)
+                                         resumed: resumed)
                 switch r {
                 case .success(let auth):
                     if !mux.sendHello(.auth, auth) {
@@ -541,9 +541,6 @@ public final class RelayClient {
         guard life > 0 else { return }
         credential = (payload, now.adding(ms: life))
     }
-
-    /// Whether a resume credential is held (tests and logs).
-    public var holdsCredential: Bool { credential != nil }
 
     /// After a GOAWAY: come back no sooner than `ms` after the tunnel closes.
     public func noteGoaway(retryAfterMs ms: UInt32) { retryAfterMs = Int64(ms) }
