@@ -781,3 +781,40 @@ void shim_ssl_server_done(mbedtls_ssl_context *ssl) {
     mbedtls_free(ssl->MBEDTLS_PRIVATE(handshake));
     ssl->MBEDTLS_PRIVATE(handshake) = NULL;
 }
+
+/* ---- errno texts ------------------------------------------------------- */
+/* The errors a tunnel tool meets, in musl's words; others print as "errno N".
+ * (musl's whole strerror table is 1.9 KB of the aarch64 budget.) */
+const char *shim_strerror(int e) {
+    switch (e) {
+    case EPERM: return "Operation not permitted";
+    case ENOENT: return "No such file or directory";
+    case EINTR: return "Interrupted system call";
+    case EIO: return "I/O error";
+    case EBADF: return "Bad file descriptor";
+    case EAGAIN: return "Resource temporarily unavailable";
+    case ENOMEM: return "Out of memory";
+    case EACCES: return "Permission denied";
+    case EEXIST: return "File exists";
+    case ENOTDIR: return "Not a directory";
+    case EISDIR: return "Is a directory";
+    case EINVAL: return "Invalid argument";
+    case ENFILE: return "Too many open files in system";
+    case EMFILE: return "No file descriptors available";
+    case ENOSPC: return "No space left on device";
+    case EROFS: return "Read-only file system";
+    case EPIPE: return "Broken pipe";
+    case EAFNOSUPPORT: return "Address family not supported by protocol";
+    case EADDRINUSE: return "Address in use";
+    case EADDRNOTAVAIL: return "Address not available";
+    case ENETDOWN: return "Network is down";
+    case ENETUNREACH: return "Network unreachable";
+    case ECONNABORTED: return "Connection aborted";
+    case ECONNRESET: return "Connection reset by peer";
+    case ENOBUFS: return "No buffer space available";
+    case ETIMEDOUT: return "Operation timed out";
+    case ECONNREFUSED: return "Connection refused";
+    case EHOSTUNREACH: return "Host is unreachable";
+    default: return NULL;
+    }
+}

@@ -26,9 +26,9 @@ public struct SysError: Error, Equatable {
         return s
     }
 
-    /// strerror text for an errno value.
+    /// strerror's text for an errno value (the common ones; others as "errno N").
     public static func describe(_ code: Int32) -> String {
-        guard let p = strerror(code) else { return "errno \(code)" }
+        guard let p = shim_strerror(code) else { return "errno " + String(code) }
         return String(cString: p)
     }
 }

@@ -367,6 +367,8 @@ import Testing
     @Test func sysErrorMessage() {
         #expect(SysError("connect", ECONNREFUSED).message == "connect: Connection refused")
         #expect(SysError("open", ENOENT).message == "open: No such file or directory")
+        #expect(SysError.describe(EADDRINUSE) == "Address in use")   // musl's words, on every build
+        #expect(SysError.describe(EDOM) == "errno " + String(EDOM))   // not a tunnel's error: its number
         #expect(SysError.describe(EPIPE) == "Broken pipe")
     }
 }

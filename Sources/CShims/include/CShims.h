@@ -201,6 +201,9 @@ int shim_resume_take(struct shim_resume *r, const mbedtls_ssl_context *ssl, stru
 /* 1 if `ssl` runs on the psk_ke-only twin (its handshake used a credential's PSK). */
 int shim_resume_psk_used(const struct shim_resume *r, const mbedtls_ssl_context *ssl);
 
+/* strerror's text for the errors a tunnel meets (musl's words), NULL for others. */
+const char *shim_strerror(int e);
+
 /* ---- PSA crypto and P-256 keys ---- */
 /* psa_crypto_init(): once per process, before any key or TLS work (safe to repeat). */
 int shim_psa_init(void);

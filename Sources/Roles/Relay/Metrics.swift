@@ -94,44 +94,37 @@ extension Relay {
     func renderMetrics() -> String {
         var reverse = 0, forward = 0, streams = 0
         for (_, c) in conns where c.phase == .ready {
-            if c.role == .reverse { reverse += 1 } else { forward += 1 }
+            if c.role == .reverse { reverse += 1 } else { forward += 1; streams += c.joins.count }
             streams += c.sniStreams.count
         }
-        for (_, c) in conns where c.phase == .ready && c.role == .forward { streams += c.joins.count }
         var o = PromText()
         o.metric("tunnels", "gauge", "Agents with a tunnel up, by role.")
         o.line("tunnels", "role=\"reverse\"", UInt64(reverse))
         o.line("tunnels", "role=\"forward\"", UInt64(forward))
-        o.metric("pending_handshakes", "gauge", "Connections in TLS, preamble or hello.")
-        o.line("pending_handshakes", "", UInt64(pending.count))
-        o.metric("streams", "gauge", "Streams joined through the relay (including SNI-routed connections).")
-        o.line("streams", "", UInt64(streams))
-        o.metric("streams_opened_total", "counter", "Streams joined since start.")
-        o.line("streams_opened_total", "", stats.streamsOpened)
+        o.single("pending_handshakes", "gauge", "Connections in TLS, preamble or hello.", UInt64(pending.count))
+        o.single("streams", "gauge", "Streams joined through the relay (including SNI-routed connections).", UInt64(streams))
+        o.single("streams_opened_total", "counter", "Streams joined since start.", stats.streamsOpened)
         o.metric("stream_bytes_total", "counter", "Stream bytes moved, forward to device (up) and back (down).")
         o.line("stream_bytes_total", "direction=\"up\"", stats.bytesUp)
         o.line("stream_bytes_total", "direction=\"down\"", stats.bytesDown)
         o.metric("sni_bytes_total", "counter", "Bytes of SNI-routed public connections, from (in) and to (out) the clients.")
         o.line("sni_bytes_total", "direction=\"in\"", stats.sniBytesIn)
         o.line("sni_bytes_total", "direction=\"out\"", stats.sniBytesOut)
-        o.metric("sni_connections", "gauge", "Public connections on the SNI listener.")
-        o.line("sni_connections", "", UInt64(sniConns.count))
-        o.metric("admitted_total", "counter", "Agents admitted.")
-        o.line("admitted_total", "", stats.admitted)
+        o.single("sni_connections", "gauge", "Public connections on the SNI listener.", UInt64(sniConns.count))
+        o.single("admitted_total", "counter", "Agents admitted.", stats.admitted)
         o.metric("admissions_total", "counter", "Agents admitted, by kind: full hello, or resumed with a resume credential.")
         o.line("admissions_total", "kind=\"full\"", stats.admitted - stats.admittedResumed)
         o.line("admissions_total", "kind=\"resumed\"", stats.admittedResumed)
         o.metric("refusals_total", "counter", "Streams refused, by reason.")
-        for (r, v) in stats.refusals { o.line("refusals_total", "reason=\"" + r + "\"", v) }
+        o.reasons("refusals_total", stats.refusals)
         o.metric("handshake_failures_total", "counter", "Connections that did not become tunnels, by reason.")
-        for (r, v) in stats.handshakeFailures { o.line("handshake_failures_total", "reason=\"" + r + "\"", v) }
+        o.reasons("handshake_failures_total", stats.handshakeFailures)
         o.metric("drops_total", "counter", "Connections dropped at a limit or not routable, by reason.")
-        for (r, v) in stats.drops { o.line("drops_total", "reason=\"" + r + "\"", v) }
+        o.reasons("drops_total", stats.drops)
         o.metric("buffer_pool_buffers", "gauge", "Stream buffers in use and the pool's limit.")
         o.line("buffer_pool_buffers", "state=\"in_use\"", UInt64(pool.inUse))
         o.line("buffer_pool_buffers", "state=\"limit\"", UInt64(pool.limit))
-        o.metric("buffer_pool_bytes", "gauge", "Bytes of stream buffers in use.")
-        o.line("buffer_pool_bytes", "", UInt64(pool.inUse * pool.bufferSize))
+        o.single("buffer_pool_bytes", "gauge", "Bytes of stream buffers in use.", UInt64(pool.inUse * pool.bufferSize))
         o.metric("tunnel_buffers", "gauge", "Record buffers and frame queues: lent to tunnels moving bytes, and spare (an idle tunnel holds none).")
         o.line("tunnel_buffers", "state=\"lent\"", UInt64(blocks.lent))
         o.line("tunnel_buffers", "state=\"spare\"", UInt64(blocks.spareCount))
@@ -155,6 +148,17 @@ struct PromText {
         text += " "
         text += type
         text += "\n"
+    }
+
+    @inline(never)
+    mutating func single(_ name: String, _ type: String, _ help: String, _ v: UInt64) {
+        metric(name, type, help)
+        line(name, "", v)
+    }
+
+    @inline(never)
+    mutating func reasons(_ name: String, _ counts: [(String, UInt64)]) {
+        for (r, v) in counts { line(name, "reason=\"" + r + "\"", v) }
     }
 
     @inline(never)
