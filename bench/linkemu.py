@@ -709,12 +709,13 @@ def recv_n(c, n):
 
 
 def rate_between(marks, t_from, t_to):
-    """Bytes per second between two times from (time, cumulative bytes) marks."""
-    before = [b for t, b in marks if t <= t_from]
-    upto = [(t, b) for t, b in marks if t <= t_to]
-    if not before or not upto or upto[-1][0] <= t_from:
+    """Bytes per second in [t_from, t_to] from (time, cumulative bytes) marks (the window ends
+    early if the marks do: a transfer that ended)."""
+    if not marks or marks[-1][0] <= t_from:
         return None
-    return (upto[-1][1] - before[-1]) / (upto[-1][0] - t_from)
+    t_to = min(t_to, marks[-1][0])
+    at = lambda t: max([b for tm, b in marks if tm <= t] or [0])
+    return (at(t_to) - at(t_from)) / (t_to - t_from)
 
 
 def link_check(emu_port, rtt_ms, mbit, pings=20, bulk_s=4.0, log=None):
@@ -812,16 +813,9 @@ def link_check(emu_port, rtt_ms, mbit, pings=20, bulk_s=4.0, log=None):
 
 def run_check(paths, queue_ms):
     import subprocess
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            check_server(w, 600)
-        finally:
-            os._exit(0)
-    os.close(w)
-    port = int(os.fdopen(r).readline())
+    server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-check"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE)
+    port = int(server.stdout.readline())
     rows = []
     try:
         for rtt, mbit in paths:
@@ -848,8 +842,8 @@ def run_check(paths, queue_ms):
                     p.kill()
                     p.wait()
     finally:
-        os.kill(pid, signal.SIGTERM)
-        os.waitpid(pid, 0)
+        server.terminate()
+        server.wait(10)
     return rows
 
 
@@ -900,8 +894,11 @@ def main():
     ap.add_argument("--realtime", action="store_true",
                     help="run at real-time priority (SCHED_RR) if allowed, else nice -10")
     ap.add_argument("--check", action="store_true", help="measure the emulator's accuracy and exit")
+    ap.add_argument("--serve-check", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--paths", default="40:50,100:20,300:5,600:2", help="--check: rtt_ms:mbit,...")
     args = ap.parse_args()
+    if args.serve_check:
+        return check_server(sys.stdout.fileno(), 900)
     if args.check:
         paths = [tuple(float(x) for x in p.split(":")) for p in args.paths.split(",") if p]
         run_check(paths, args.queue_ms)
