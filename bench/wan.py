@@ -1086,7 +1086,8 @@ def main():
             except Exception as e:
                 log("path %g:%g failed: %r" % (rtt_ms, mbit, e))
                 R["paths"].append({"rtt_ms": rtt_ms, "mbit": mbit, "error": repr(e)})
-        ok = all("error" not in P for P in R["paths"])
+        ok = all("error" not in P and not (P.get("agent") or {}).get("errors")
+                 and not (P.get("OpenSSH") or {}).get("errors") for P in R["paths"])
     finally:
         stop_everything()
         if ok:
