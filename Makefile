@@ -23,6 +23,7 @@ include cross/interop/interop.mk
 include cross/p256/p256.mk
 include cross/chachapoly/chachapoly.mk
 include bench/bench.mk
+include bench/wan.mk
 include Fuzz/fuzz.mk
 include packaging/packaging.mk
 
