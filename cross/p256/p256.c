@@ -1659,54 +1659,67 @@ typedef struct {
     fe x, y, ny, h, rr;
 } wt_scratch;
 
-/* (x, y) = tab[mag - 1], or 0 for mag = 0: every entry read, the one wanted
- * kept by a mask (an OR of masked entries). An entry is 64 bytes in both
- * radices: with SSE2 (x86_64's baseline) four 16-byte lanes per entry. */
+/* out = entry mag - 1 of tab (16 entries of W limbs), or 0 for mag = 0:
+ * every entry read, the one wanted kept by a mask (an OR of masked
+ * entries). Inlined with a constant W: 2 x NL limbs (an affine point, 64
+ * bytes) or 3 x NL (Jacobian, 96 bytes) in both radices; with SSE2
+ * (x86_64's baseline) in 16-byte lanes. */
+#define SEL_MAXW (3 * NL)
 #if defined(__SSE2__) && !defined(P256_NO_ASM)
 #include <emmintrin.h>
-static void wt_select(fe x, fe y, const limb tab[16][2][NL], unsigned mag)
+INLINE void select16(limb *out, const limb *tab, int w, unsigned mag)
 {
-    __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
-    __m128i want = _mm_set1_epi32((int) mag), idx = _mm_set1_epi32(1);
-    const __m128i one = idx;
-
-    for (unsigned e = 0; e < 16; e++) {
-        const __m128i *t = (const __m128i *) (const void *) tab[e];
-        __m128i m = _mm_cmpeq_epi32(idx, want);
-        a0 = _mm_or_si128(a0, _mm_and_si128(m, _mm_loadu_si128(t)));
-        a1 = _mm_or_si128(a1, _mm_and_si128(m, _mm_loadu_si128(t + 1)));
-        a2 = _mm_or_si128(a2, _mm_and_si128(m, _mm_loadu_si128(t + 2)));
-        a3 = _mm_or_si128(a3, _mm_and_si128(m, _mm_loadu_si128(t + 3)));
-        idx = _mm_add_epi32(idx, one);
-    }
-    _mm_storeu_si128((__m128i *) (void *) x, a0);
-    _mm_storeu_si128((__m128i *) (void *) x + 1, a1);
-    _mm_storeu_si128((__m128i *) (void *) y, a2);
-    _mm_storeu_si128((__m128i *) (void *) y + 1, a3);
-}
-#else
-static void wt_select(fe x, fe y, const limb tab[16][2][NL], unsigned mag)
-{
-    limb ax[NL], ay[NL];
-    int i;
+    __m128i acc[SEL_MAXW * sizeof(limb) / 16];
+    const __m128i want = _mm_set1_epi32((int) mag), one = _mm_set1_epi32(1);
+    __m128i idx = one;
+    int lanes = w * (int) sizeof(limb) / 16, j;
 
     HOT_UNROLL
-    for (i = 0; i < NL; i++) {
-        ax[i] = 0;
-        ay[i] = 0;
+    for (j = 0; j < lanes; j++) {
+        acc[j] = _mm_setzero_si128();
+    }
+    for (unsigned e = 0; e < 16; e++) {
+        const __m128i *t = (const __m128i *) (const void *) (tab + e * (unsigned) w);
+        __m128i m = _mm_cmpeq_epi32(idx, want);
+        HOT_UNROLL
+        for (j = 0; j < lanes; j++) {
+            acc[j] = _mm_or_si128(acc[j], _mm_and_si128(m, _mm_loadu_si128(t + j)));
+        }
+        idx = _mm_add_epi32(idx, one);
+    }
+    HOT_UNROLL
+    for (j = 0; j < lanes; j++) {
+        _mm_storeu_si128((__m128i *) (void *) out + j, acc[j]);
+    }
+}
+#else
+INLINE void select16(limb *out, const limb *tab, int w, unsigned mag)
+{
+    limb acc[SEL_MAXW];
+    int j;
+
+    for (j = 0; j < w; j++) {
+        acc[j] = 0;
     }
     for (unsigned e = 0; e < 16; e++) {
         limb m = mask_zero((limb) (mag ^ (e + 1)));
-        HOT_UNROLL
-        for (i = 0; i < NL; i++) {
-            ax[i] |= tab[e][0][i] & m;
-            ay[i] |= tab[e][1][i] & m;
+        for (j = 0; j < w; j++) {
+            acc[j] |= tab[e * (unsigned) w + (unsigned) j] & m;
         }
     }
-    memcpy(x, ax, sizeof ax);
-    memcpy(y, ay, sizeof ay);
+    memcpy(out, acc, (size_t) w * sizeof(limb));
 }
 #endif
+
+/* (x, y) = tab[mag - 1], or 0 for mag = 0 */
+static void wt_select(fe x, fe y, const limb tab[16][2][NL], unsigned mag)
+{
+    limb out[2 * NL];
+
+    select16(out, &tab[0][0][0], 2 * NL, mag);
+    memcpy(x, out, sizeof(fe));
+    memcpy(y, out + NL, sizeof(fe));
+}
 
 /* r += d 2^(10 b) G with |d| = mag, d < 0 iff neg, in constant time: all 16
  * entries of block b read, the one wanted kept by masks, y negated by a
@@ -1810,6 +1823,65 @@ static void mul_base(jac *r, const fe k)
 #endif
 #endif
 
+#if P256_WTABLE && !defined(P256_GEN_TABLE)
+/* select16 reads a jac as 3 x NL limbs in a row */
+typedef char p256_jac_is_contiguous[sizeof(jac) == 3 * sizeof(fe) ? 1 : -1];
+
+/* r = k (x, y) for a secret k in [1, n-1] and a point of order n, constant
+ * time: the signed 5-bit digits of wt_recode, from the top: 5 doublings, then
+ * r += d_i P with |d_i| P from a table of 1..16 times the point (public
+ * values, Jacobian) read by a full scan, y negated by a mask: 255 doublings
+ * and 52 additions. No addition meets r = +-entry with both finite: before
+ * window i, r is A P with A = sum over j > i of d_j 32^(j - i), and
+ * A +- d_i = (k - L) / 32^i (+ 0 or - 2 d_i), L the digits below i, |L| <
+ * 32^i / 2: for i > 0 its magnitude is below n, and it is not 0 (a sum of
+ * base-32 digits of magnitude <= 16 with d_i != 0); for i = 0, A + d_0 = k,
+ * and A - d_0 = k - 2 d_0 is 0 (then d_0 = k = 2 d_0 mod 32) or n (then
+ * d_0 = -n = 15 mod 32, but d_0 < 0) only if d_0 = 0. Infinity (no digit
+ * yet) and d_i = 0 are masks, as in wt_add_ct. */
+static void mul_var(jac *r, const fe k, const fe x, const fe y)
+{
+    jac tab[16], t, s;
+    fe h, rr, ny;
+    unsigned char mag[WT_WINDOWS], neg[WT_WINDOWS];
+    int i;
+
+    memcpy(tab[0].x, x, sizeof(fe));
+    memcpy(tab[0].y, y, sizeof(fe));
+    memcpy(tab[0].z, ONE_M, sizeof(fe));
+    jac_dbl(&tab[1], &tab[0]);
+    for (i = 2; i < 16; i++) {
+        jac_add_vt(&tab[i], &tab[i - 1], &tab[0]);
+    }
+    wt_recode(mag, neg, k);
+    memset(r, 0, sizeof *r);
+    for (i = WT_WINDOWS - 1; i >= 0; i--) {
+        if (i < WT_WINDOWS - 1) {
+            jac_dbl(r, r);
+            jac_dbl(r, r);
+            jac_dbl(r, r);
+            jac_dbl(r, r);
+            jac_dbl(r, r);
+        }
+        limb use = ~mask_zero((limb) mag[i]);
+        limb inf = fe_is_zero(r->z);
+
+        select16((limb *) (void *) &s, (const limb *) (const void *) tab, 3 * NL, mag[i]);
+        fe_sub(ny, ZERO_FE, s.y);
+        fe_cmov(s.y, ny, (limb) 0 - (limb) neg[i]);
+        jac_add_raw(&t, r, &s, h, rr);
+        jac_cmov(&t, &s, inf);
+        jac_cmov(r, &t, use);
+    }
+    zeroize(mag, sizeof mag);
+    zeroize(neg, sizeof neg);
+    zeroize(&t, sizeof t);
+    zeroize(&s, sizeof s);
+    zeroize(ny, sizeof ny);
+    zeroize(h, sizeof h);
+    zeroize(rr, sizeof rr);
+}
+#else
 /* r = k (x, y) for a secret k in [1, n-1] and a point of order n, constant
  * time: 4-bit fixed window, table 1..15 times the point (public values),
  * read by a full scan. As for mul_base, with k < n the accumulator (16 m)
@@ -1851,6 +1923,7 @@ static void mul_var(jac *r, const fe k, const fe x, const fe y)
     zeroize(h, sizeof h);
     zeroize(rr, sizeof rr);
 }
+#endif
 
 #ifndef P256_GEN_TABLE
 /* r = u1 G + u2 Q, variable time (verification: public values). u2 Q by
