@@ -1703,8 +1703,10 @@ INLINE void select16(limb *out, const limb *tab, int w, unsigned mag)
     }
     for (unsigned e = 0; e < 16; e++) {
         limb m = mask_zero((limb) (mag ^ (e + 1)));
+        const limb *t = tab + e * (unsigned) w;
+        HOT_UNROLL
         for (j = 0; j < w; j++) {
-            acc[j] |= tab[e * (unsigned) w + (unsigned) j] & m;
+            acc[j] |= t[j] & m;
         }
     }
     memcpy(out, acc, (size_t) w * sizeof(limb));
