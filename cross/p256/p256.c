@@ -68,7 +68,9 @@ typedef struct {
 #define HOT_UNROLL _Pragma("GCC unroll 16")
 #define INLINE static inline __attribute__((always_inline))
 #define NOINLINE __attribute__((noinline))
+#define MAYBE_UNUSED __attribute__((unused))
 #else
+#define MAYBE_UNUSED
 #define HOT_UNROLL
 #define INLINE static inline
 #define NOINLINE
@@ -95,30 +97,68 @@ static const fe B_M = { C64(0xd89cdf6229c4bddfULL), C64(0xacf005cd78843090ULL),
                         C64(0xe5a220abf7212ed6ULL), C64(0xdc30061d04874834ULL) };
 static const fe ONE_M = { C64(0x0000000000000001ULL), C64(0xffffffff00000000ULL),
                           C64(0xffffffffffffffffULL), C64(0x00000000fffffffeULL) };
+static MAYBE_UNUSED const fe ZERO_FE = { 0 };
 /* p - n: x(R) in [n, p) also matches r = x(R) - n */
 static const fe P_MINUS_N = { C64(0x0c46353d039cdaaeULL), C64(0x4319055358e8617bULL),
                               C64(0x0000000000000000ULL), C64(0x0000000000000000ULL) };
 
-/* Fixed-base comb: 5 teeth 52 bits apart (5 x 52 >= 256), 52 columns.
- * COMB[d - 1] = sum over the set bits j of d (1..31) of 2^(52 j) G, affine,
- * Montgomery form (p256_table.h, written by test/gen_table.c). */
+/* The fixed base (k G: key generation, signing; u1 G in verification) by one
+ * of two precomputed tables of multiples of G (affine, Montgomery form,
+ * written by test/gen_table.c from the curve's constants):
+ *
+ * P256_WTABLE=1 (default but on aarch64 at -Os: the release's aarch64 binary
+ * has no room for it): signed 5-bit windows, two per 10-bit
+ * block: WTAB[b][m - 1] = m 2^(10 b) G for the 26 blocks b and m = 1..16
+ * (26,624 bytes, p256_wtable.h); k G = 5 doublings and 52 mixed additions.
+ * P256_WTABLE=0: Lim-Lee comb, 5 teeth 52 bits apart (5 x 52 >= 256), 52
+ * columns: COMB[d - 1] = sum over the set bits j of d (1..31) of 2^(52 j) G
+ * (1,984 bytes, p256_table.h); k G = 52 doublings and 52 mixed additions. */
+#ifndef P256_WTABLE
+#if defined(__aarch64__) && defined(__OPTIMIZE_SIZE__)
+#define P256_WTABLE 0
+#else
+#define P256_WTABLE 1
+#endif
+#endif
 #define COMB_TEETH 5
 #define COMB_COLS 52
+#define WT_BLOCKS 26
+#define WT_WINDOWS 52
 #ifndef P256_GEN_TABLE
+#if P256_WTABLE
+/* one point per line: x then y, 4 x 64 bits each, least significant first */
+#define WT_P(x0, x1, x2, x3, y0, y1, y2, y3) \
+    { { C64(x0##ULL), C64(x1##ULL), C64(x2##ULL), C64(x3##ULL) }, \
+      { C64(y0##ULL), C64(y1##ULL), C64(y2##ULL), C64(y3##ULL) } }
+static const limb WTAB[WT_BLOCKS][16][2][NL] = {
+#include "p256_wtable.h"
+};
+#undef WT_P
+#else
 static const limb COMB[31][2][NL] = {
 #include "p256_table.h"
 };
+#endif
 #endif
 
 /* ------------------------------------------------------------------------ */
 /* Multiprecision helpers, constant time                                     */
 
+/* Secrets wiped before return. With gcc/clang (but P256_SMALL): memset,
+ * then an empty asm that takes the pointer and clobbers memory, so the
+ * stores cannot be dropped as dead (word stores instead of about 5
+ * instructions a byte); the volatile byte loop is 12 bytes smaller. */
 static NOINLINE void zeroize(void *p, size_t n)
 {
+#if defined(__GNUC__) && !P256_SMALL
+    memset(p, 0, n);
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+#else
     volatile unsigned char *v = (volatile unsigned char *) p;
     while (n--) {
         *v++ = 0;
     }
+#endif
 }
 
 /* All ones if x == 0, else 0, without a branch. */
@@ -258,7 +298,9 @@ INLINE void mont_mul(fe z, const fe a, const fe b, const fe m, limb m0)
  * final subtraction of p, in fe_add too, is selected by cmov. Montgomery
  * multiplication mod n (sc_mul) is the generic one (CIOS, q = t0 n0).
  * Squaring: 6 cross products doubled plus 4 squares, then the same four
- * reduction steps on the low half, and the high half added. */
+ * reduction steps on the low half, and the high half added. The functions
+ * are local symbols of this object (no .globl): two builds of p256.c can be
+ * linked together (the tests do). */
 void agent_p256_x64_mul(limb *z, const limb *a, const limb *b);
 void agent_p256_x64_add(limb *z, const limb *a, const limb *b);
 void agent_p256_x64_sub(limb *z, const limb *a, const limb *b);
@@ -266,8 +308,6 @@ void agent_p256_x64_scmul(limb *z, const limb *a, const limb *b);
 void agent_p256_x64_sqr(limb *z, const limb *a);
 __asm__(
     ".text\n"
-    ".globl agent_p256_x64_mul\n"
-    ".hidden agent_p256_x64_mul\n"
     ".type agent_p256_x64_mul, @function\n"
     ".p2align 4\n"
     "agent_p256_x64_mul:\n"
@@ -457,8 +497,6 @@ __asm__(
     "\tpop %rbx\n"
     "\tret\n"
     ".size agent_p256_x64_mul, .-agent_p256_x64_mul\n"
-    ".globl agent_p256_x64_add\n"
-    ".hidden agent_p256_x64_add\n"
     ".type agent_p256_x64_add, @function\n"
     ".p2align 4\n"
     "agent_p256_x64_add:\n"
@@ -493,8 +531,6 @@ __asm__(
     "\tmov %r9, 24(%rdi)\n"
     "\tret\n"
     ".size agent_p256_x64_add, .-agent_p256_x64_add\n"
-    ".globl agent_p256_x64_sub\n"
-    ".hidden agent_p256_x64_sub\n"
     ".type agent_p256_x64_sub, @function\n"
     ".p2align 4\n"
     "agent_p256_x64_sub:\n"
@@ -521,8 +557,6 @@ __asm__(
     "\tmov %r9, 24(%rdi)\n"
     "\tret\n"
     ".size agent_p256_x64_sub, .-agent_p256_x64_sub\n"
-    ".globl agent_p256_x64_sqr\n"
-    ".hidden agent_p256_x64_sqr\n"
     ".type agent_p256_x64_sqr, @function\n"
     ".p2align 4\n"
     "agent_p256_x64_sqr:\n"
@@ -676,8 +710,6 @@ __asm__(
     "\tpop %rbx\n"
     "\tret\n"
     ".size agent_p256_x64_sqr, .-agent_p256_x64_sqr\n"
-    ".globl agent_p256_x64_scmul\n"
-    ".hidden agent_p256_x64_scmul\n"
     ".type agent_p256_x64_scmul, @function\n"
     ".p2align 4\n"
     "agent_p256_x64_scmul:\n"
@@ -1042,7 +1074,7 @@ static void fe_sqr_n(fe z, const fe a, int n)
 
 /* z = a^(p-2) = a^-1 (0 for 0), Montgomery form in and out. The chain:
  * 255 squarings, 12 multiplications. */
-static void fe_inv(fe z, const fe a)
+static MAYBE_UNUSED void fe_inv_fermat(fe z, const fe a)
 {
     fe x2, x3, x6, x12, x15, x30, x32, t;
 
@@ -1082,7 +1114,7 @@ static void fe_inv(fe z, const fe a)
 
 /* z = a^(n-2) = a^-1 mod n, Montgomery form in and out; 4-bit fixed window
  * over the public exponent (branches and table indexes depend on n only). */
-static void sc_inv(fe z, const fe a)
+static MAYBE_UNUSED void sc_inv_fermat(fe z, const fe a)
 {
     static const fe E = { C64(0xf3b9cac2fc63254fULL), C64(0xbce6faada7179e84ULL),
                           C64(0xffffffffffffffffULL), C64(0xffffffff00000000ULL) };
@@ -1107,6 +1139,213 @@ static void sc_inv(fe z, const fe a)
     zeroize(tab, sizeof tab);
     zeroize(t, sizeof t);
 }
+
+/* P256_SAFEGCD (default with 64-bit limbs, unless P256_SMALL): inversions by
+ * Bernstein and Yang's divsteps ("Fast constant-time gcd computation and
+ * modular inversion", 2019) instead of Fermat: about 4 (mod p) and 8 (mod n)
+ * times fewer instructions. Otherwise the exponentiations above. */
+#ifndef P256_SAFEGCD
+#if LB == 64 && !P256_SMALL
+#define P256_SAFEGCD 1
+#else
+#define P256_SAFEGCD 0
+#endif
+#endif
+
+#if P256_SAFEGCD && LB != 64
+#error "P256_SAFEGCD needs 64-bit limbs (unsigned __int128)"
+#endif
+#if P256_SAFEGCD
+/* Constant-time inversion mod an odd m < 2^256 by divsteps. divstep(delta,
+ * f, g) is (1 - delta, g, (g - f) / 2) if delta > 0 and g is odd, else
+ * (1 + delta, f, (g + (g mod 2) f) / 2). From (1, m, x), after 741 steps
+ * (the paper's Theorem 11.2 for 256-bit inputs: floor((49 * 256 + 57) / 17))
+ * g = 0 and f = +-gcd(m, x) = +-1; we run 12 batches of 62 (744: more steps
+ * keep g = 0 and f). Each batch runs on the low 64 bits of f and g only
+ * (62 steps need 62 bits) and yields the matrix T with
+ * 2^62 (f', g') = T (f, g), then applied to the full f, g and, mod m, to
+ * (d, e), which start at (0, c): the invariant f = d x / c, g = e x / c
+ * (mod m) holds, so at the end +-d = c / x. c = R^2 turns a Montgomery form
+ * x = a R into a^-1 R. Nothing branches on or indexes by the data. */
+#define M62 ((uint64_t) 0x3fffffffffffffffULL)
+typedef __int128 sdlimb;
+
+/* a signed integer as 5 limbs of 62 bits, v[0..3] in [0, 2^62), v[4] signed */
+typedef struct {
+    int64_t v[5];
+} s62;
+
+static void s62_from_fe(s62 *r, const fe a)
+{
+    r->v[0] = (int64_t) (a[0] & M62);
+    r->v[1] = (int64_t) ((a[0] >> 62 | a[1] << 2) & M62);
+    r->v[2] = (int64_t) ((a[1] >> 60 | a[2] << 4) & M62);
+    r->v[3] = (int64_t) ((a[2] >> 58 | a[3] << 6) & M62);
+    r->v[4] = (int64_t) (a[3] >> 56);
+}
+
+/* for a in [0, 2^256) */
+static void fe_from_s62(fe r, const s62 *a)
+{
+    r[0] = (uint64_t) a->v[0] | (uint64_t) a->v[1] << 62;
+    r[1] = (uint64_t) a->v[1] >> 2 | (uint64_t) a->v[2] << 60;
+    r[2] = (uint64_t) a->v[2] >> 4 | (uint64_t) a->v[3] << 58;
+    r[3] = (uint64_t) a->v[3] >> 6 | (uint64_t) a->v[4] << 56;
+}
+
+/* 62 divsteps on the low words of f and g: returns the new delta, and in t
+ * (u, v, q, r) with 2^62 f' = u f + v g, 2^62 g' = q f + r g. Kept scaled:
+ * after i steps 2^i (f_i, g_i) = T_i (f, g); a step doubles the new f row
+ * and sets the g row to g row +- f row, so |u| + |v| and |q| + |r| stay
+ * <= 2^i. A swap step (delta > 0, g odd) is: (f, g) = (g, -f), then like
+ * any step g += (g odd) f, g /= 2. */
+static int64_t divsteps62(int64_t delta, uint64_t f, uint64_t g, int64_t t[4])
+{
+    uint64_t u = 1, v = 0, q = 0, r = 1, x;
+
+    for (int i = 0; i < 62; i++) {
+        uint64_t odd = (uint64_t) 0 - (g & 1);
+        uint64_t sw = (uint64_t) ((0 - delta) >> 63) & odd;   /* delta > 0 and g odd */
+
+        x = (f ^ g) & sw;
+        f ^= x;
+        g ^= x;
+        x = (u ^ q) & sw;
+        u ^= x;
+        q ^= x;
+        x = (v ^ r) & sw;
+        v ^= x;
+        r ^= x;
+        g = (g ^ sw) - sw;
+        q = (q ^ sw) - sw;
+        r = (r ^ sw) - sw;
+        delta = (int64_t) (((uint64_t) delta ^ sw) - sw) + 1;
+        g += f & odd;
+        q += u & odd;
+        r += v & odd;
+        g >>= 1;
+        u <<= 1;
+        v <<= 1;
+    }
+    t[0] = (int64_t) u;
+    t[1] = (int64_t) v;
+    t[2] = (int64_t) q;
+    t[3] = (int64_t) r;
+    return delta;
+}
+
+/* (f, g) = T (f, g) / 2^62, exactly (the low 62 bits of both sums are 0) */
+static void s62_mat(s62 *f, s62 *g, const int64_t t[4])
+{
+    sdlimb cf = (sdlimb) t[0] * f->v[0] + (sdlimb) t[1] * g->v[0];
+    sdlimb cg = (sdlimb) t[2] * f->v[0] + (sdlimb) t[3] * g->v[0];
+
+    cf >>= 62;
+    cg >>= 62;
+    for (int i = 1; i < 5; i++) {
+        cf += (sdlimb) t[0] * f->v[i] + (sdlimb) t[1] * g->v[i];
+        cg += (sdlimb) t[2] * f->v[i] + (sdlimb) t[3] * g->v[i];
+        f->v[i - 1] = (int64_t) ((uint64_t) cf & M62);
+        g->v[i - 1] = (int64_t) ((uint64_t) cg & M62);
+        cf >>= 62;
+        cg >>= 62;
+    }
+    f->v[4] = (int64_t) cf;
+    g->v[4] = (int64_t) cg;
+}
+
+/* a in (-m, 2m) to [0, m) */
+static void s62_norm(s62 *a, const s62 *m)
+{
+    int64_t s = a->v[4] >> 63, c = 0;     /* all ones if a < 0: add m */
+    s62 b;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        c += a->v[i] + (m->v[i] & s);
+        a->v[i] = (int64_t) ((uint64_t) c & M62);
+        c >>= 62;
+    }
+    a->v[4] += c + (m->v[4] & s);
+    c = 0;                                  /* b = a - m; keep it if >= 0 */
+    for (i = 0; i < 4; i++) {
+        c += a->v[i] - m->v[i];
+        b.v[i] = (int64_t) ((uint64_t) c & M62);
+        c >>= 62;
+    }
+    b.v[4] = a->v[4] - m->v[4] + c;
+    s = ~(b.v[4] >> 63);
+    for (i = 0; i < 5; i++) {
+        a->v[i] ^= (a->v[i] ^ b.v[i]) & s;
+    }
+}
+
+/* (d, e) = T (d, e) / 2^62 mod m, for d, e in [0, m); minv = m^-1 mod 2^62.
+ * Adding md m and me m (md, me in [0, 2^62)) clears the low 62 bits; the
+ * results lie in (-m, 2m): |u d + v e| <= 2^62 m, md m < 2^62 m. */
+static void s62_mat_mod(s62 *d, s62 *e, const int64_t t[4], const s62 *m, uint64_t minv)
+{
+    sdlimb cd = (sdlimb) t[0] * d->v[0] + (sdlimb) t[1] * e->v[0];
+    sdlimb ce = (sdlimb) t[2] * d->v[0] + (sdlimb) t[3] * e->v[0];
+    int64_t md = (int64_t) ((((uint64_t) 0 - (uint64_t) cd) * minv) & M62);
+    int64_t me = (int64_t) ((((uint64_t) 0 - (uint64_t) ce) * minv) & M62);
+
+    cd += (sdlimb) m->v[0] * md;
+    ce += (sdlimb) m->v[0] * me;
+    cd >>= 62;
+    ce >>= 62;
+    for (int i = 1; i < 5; i++) {
+        cd += (sdlimb) t[0] * d->v[i] + (sdlimb) t[1] * e->v[i] + (sdlimb) m->v[i] * md;
+        ce += (sdlimb) t[2] * d->v[i] + (sdlimb) t[3] * e->v[i] + (sdlimb) m->v[i] * me;
+        d->v[i - 1] = (int64_t) ((uint64_t) cd & M62);
+        e->v[i - 1] = (int64_t) ((uint64_t) ce & M62);
+        cd >>= 62;
+        ce >>= 62;
+    }
+    d->v[4] = (int64_t) cd;
+    e->v[4] = (int64_t) ce;
+    s62_norm(d, m);
+    s62_norm(e, m);
+}
+
+/* z = x^-1 c mod m (0 for x = 0), x < m, c < m; constant time */
+static void inv_divsteps(fe z, const fe x, const fe mod, uint64_t minv, const fe c)
+{
+    s62 f, g, d, e, m;
+    int64_t t[4], delta = 1;
+    fe r, nr;
+
+    s62_from_fe(&m, mod);
+    f = m;
+    s62_from_fe(&g, x);
+    memset(&d, 0, sizeof d);
+    s62_from_fe(&e, c);
+    for (int i = 0; i < 12; i++) {
+        delta = divsteps62(delta, (uint64_t) f.v[0] | (uint64_t) f.v[1] << 62,
+                           (uint64_t) g.v[0] | (uint64_t) g.v[1] << 62, t);
+        s62_mat_mod(&d, &e, t, &m, minv);
+        s62_mat(&f, &g, t);
+    }
+    /* f = +-1: d or m - d */
+    fe_from_s62(r, &d);
+    mod_sub(nr, ZERO_FE, r, mod);
+    fe_cmov(r, nr, (limb) (f.v[4] >> 63));
+    memcpy(z, r, sizeof r);
+    zeroize(&f, sizeof f);
+    zeroize(&g, sizeof g);
+    zeroize(&d, sizeof d);
+    zeroize(&e, sizeof e);
+    zeroize(t, sizeof t);
+    zeroize(r, sizeof r);
+    zeroize(nr, sizeof nr);
+}
+
+static void fe_inv(fe z, const fe a) { inv_divsteps(z, a, P, 0x3fffffffffffffffULL, RR_P); }
+static void sc_inv(fe z, const fe a) { inv_divsteps(z, a, N, 0x332e375511ff43b1ULL, RR_N); }
+#else
+#define fe_inv fe_inv_fermat
+#define sc_inv sc_inv_fermat
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Byte encodings                                                            */
@@ -1373,6 +1612,8 @@ static void point_to_bytes(uint8_t out[64], const fe x, const fe y)
     mp_to_bytes(out + 32, t);
 }
 
+#ifndef P256_GEN_TABLE
+#if !P256_WTABLE
 /* Column i of the comb for scalar k: bits i, 52 + i, ..., 208 + i. The bit
  * positions are public; the bits are not. */
 static unsigned comb_digit(const fe k, int i)
@@ -1386,8 +1627,161 @@ static unsigned comb_digit(const fe k, int i)
     }
     return d;
 }
+#endif
 
-#ifndef P256_GEN_TABLE
+#if P256_WTABLE
+/* k < 2^256 in signed 5-bit digits, k = sum d_i 32^i over the 52 windows
+ * (window i: bits 5i..5i+4), d_i in [-16, 16]: |d_i| in mag[i], 1 in neg[i]
+ * if d_i < 0. From the bottom, t = window + carry (0..32); t > 16 gives
+ * d = t - 32 and a carry of 1. The top window (bits 255..259) is at most 1 + 1
+ * and carries nothing out. Constant time (masks; positions are public). */
+static void wt_recode(unsigned char mag[WT_WINDOWS], unsigned char neg[WT_WINDOWS], const fe k)
+{
+    unsigned c = 0;
+
+    for (int i = 0; i < WT_WINDOWS; i++) {
+        int pos = 5 * i, l = pos / LB, o = pos % LB;
+        limb v = k[l] >> o;
+        if (o > LB - 5 && l + 1 < NL) {
+            v |= k[l + 1] << (LB - o);
+        }
+        unsigned t = (unsigned) (v & 31) + c;
+        unsigned m = ((16u - t) >> 31) & 1;     /* t > 16 */
+        mag[i] = (unsigned char) (t ^ ((t ^ (32u - t)) & (0u - m)));
+        neg[i] = (unsigned char) m;
+        c = m;
+    }
+}
+
+/* wt_add_ct's temporaries, wiped once by mul_base */
+typedef struct {
+    jac t;
+    fe x, y, ny, h, rr;
+} wt_scratch;
+
+/* out = entry mag - 1 of tab (16 entries of W limbs), or 0 for mag = 0:
+ * every entry read, the one wanted kept by a mask (an OR of masked
+ * entries). Inlined with a constant W: 2 x NL limbs (an affine point, 64
+ * bytes) or 3 x NL (Jacobian, 96 bytes) in both radices; with SSE2
+ * (x86_64's baseline) in 16-byte lanes. */
+#define SEL_MAXW (3 * NL)
+#if defined(__SSE2__) && !defined(P256_NO_ASM)
+#include <emmintrin.h>
+INLINE void select16(limb *out, const limb *tab, int w, unsigned mag)
+{
+    __m128i acc[SEL_MAXW * sizeof(limb) / 16];
+    const __m128i want = _mm_set1_epi32((int) mag), one = _mm_set1_epi32(1);
+    __m128i idx = one;
+    int lanes = w * (int) sizeof(limb) / 16, j;
+
+    HOT_UNROLL
+    for (j = 0; j < lanes; j++) {
+        acc[j] = _mm_setzero_si128();
+    }
+    for (unsigned e = 0; e < 16; e++) {
+        const __m128i *t = (const __m128i *) (const void *) (tab + e * (unsigned) w);
+        __m128i m = _mm_cmpeq_epi32(idx, want);
+        HOT_UNROLL
+        for (j = 0; j < lanes; j++) {
+            acc[j] = _mm_or_si128(acc[j], _mm_and_si128(m, _mm_loadu_si128(t + j)));
+        }
+        idx = _mm_add_epi32(idx, one);
+    }
+    HOT_UNROLL
+    for (j = 0; j < lanes; j++) {
+        _mm_storeu_si128((__m128i *) (void *) out + j, acc[j]);
+    }
+}
+#else
+INLINE void select16(limb *out, const limb *tab, int w, unsigned mag)
+{
+    limb acc[SEL_MAXW];
+    int j;
+
+    for (j = 0; j < w; j++) {
+        acc[j] = 0;
+    }
+    for (unsigned e = 0; e < 16; e++) {
+        limb m = mask_zero((limb) (mag ^ (e + 1)));
+        const limb *t = tab + e * (unsigned) w;
+        HOT_UNROLL
+        for (j = 0; j < w; j++) {
+            acc[j] |= t[j] & m;
+        }
+    }
+    memcpy(out, acc, (size_t) w * sizeof(limb));
+}
+#endif
+
+/* (x, y) = tab[mag - 1], or 0 for mag = 0 */
+static void wt_select(fe x, fe y, const limb tab[16][2][NL], unsigned mag)
+{
+    limb out[2 * NL];
+
+    select16(out, &tab[0][0][0], 2 * NL, mag);
+    memcpy(x, out, sizeof(fe));
+    memcpy(y, out + NL, sizeof(fe));
+}
+
+/* r += d 2^(10 b) G with |d| = mag, d < 0 iff neg, in constant time: all 16
+ * entries of block b read, the one wanted kept by masks, y negated by a
+ * mask; d = 0 leaves r, r at infinity takes the entry (masks). The caller
+ * (mul_base) rules out r = +-entry (both finite). */
+static void wt_add_ct(jac *r, wt_scratch *s, int b, unsigned mag, unsigned neg)
+{
+    limb use = ~mask_zero((limb) mag);
+    limb inf = fe_is_zero(r->z);
+
+    wt_select(s->x, s->y, WTAB[b], mag);
+    fe_sub(s->ny, ZERO_FE, s->y);
+    fe_cmov(s->y, s->ny, (limb) 0 - (limb) neg);
+    jac_madd_raw(&s->t, r, s->x, s->y, s->h, s->rr);
+    fe_cmov(s->t.x, s->x, inf);
+    fe_cmov(s->t.y, s->y, inf);
+    fe_cmov(s->t.z, ONE_M, inf);
+    jac_cmov(r, &s->t, use);
+}
+
+/* r = k G for a secret k in [1, n-1], constant time. With the digits d_i of
+ * wt_recode: first the odd windows, blocks b = 0..25 upwards (r +=
+ * d_(2b+1) 2^(10 b) G), then 5 doublings, then the even windows, blocks
+ * b = 25..0 downwards (r += d_(2b) 2^(10 b) G). No addition meets r = +-E
+ * with both finite (E the entry added), i.e. A -+ E = 0 mod n for the
+ * integer A that r is a multiple of:
+ * - odd pass, block b: A = sum over b' < b of d_(2b'+1) 2^(10 b'), so
+ *   |A| < 16 2^(10 b) / 1023 < |E| = |d| 2^(10 b) <= 16 2^250: 0 < |A -+ E| < n.
+ * - even pass, block b: A + E = k - L and A - E = k - L - 2E, L = sum over
+ *   b' < b of d_(2b') 2^(10 b'), |L| < 2^244 and |2E| <= 2^255: both lie in
+ *   (-n, 2n), so = 0 mod n means 0 or n. Neither is 0: written in base 32
+ *   they have a nonzero digit (that of window 2b; a sum of digits of
+ *   magnitude <= 16 times powers of 32, not all zero, is not zero). Neither is
+ *   n: for b > 0 both are multiples of 32 (window 0 is not in them), and
+ *   n = 17 mod 32; for b = 0, A + E = k < n, and A - E = k - 2 d_0 = n would
+ *   need d_0 < 0 and (k = d_0 mod 32) d_0 = -n = 15 mod 32.
+ * Points at infinity (all digits so far 0) and d = 0 are the masks of
+ * wt_add_ct. (The same argument fails for 4-bit windows: k = n - 2.) */
+static void mul_base(jac *r, const fe k)
+{
+    unsigned char mag[WT_WINDOWS], neg[WT_WINDOWS];
+    wt_scratch s;
+    int b;
+
+    wt_recode(mag, neg, k);
+    memset(r, 0, sizeof *r);
+    for (b = 0; b < WT_BLOCKS; b++) {
+        wt_add_ct(r, &s, b, mag[2 * b + 1], neg[2 * b + 1]);
+    }
+    for (b = 0; b < 5; b++) {
+        jac_dbl(r, r);
+    }
+    for (b = WT_BLOCKS - 1; b >= 0; b--) {
+        wt_add_ct(r, &s, b, mag[2 * b], neg[2 * b]);
+    }
+    zeroize(mag, sizeof mag);
+    zeroize(neg, sizeof neg);
+    zeroize(&s, sizeof s);
+}
+#else
 /* r = k G for a secret k in [1, n-1], constant time. With k < n, the
  * accumulator before an addition is (after doubling) a multiple m of G with
  * m even in every 52-bit block, the table entry a multiple t with 0 or 1 in
@@ -1429,7 +1823,67 @@ static void mul_base(jac *r, const fe k)
     zeroize(rr, sizeof rr);
 }
 #endif
+#endif
 
+#if P256_WTABLE && !defined(P256_GEN_TABLE)
+/* select16 reads a jac as 3 x NL limbs in a row */
+typedef char p256_jac_is_contiguous[sizeof(jac) == 3 * sizeof(fe) ? 1 : -1];
+
+/* r = k (x, y) for a secret k in [1, n-1] and a point of order n, constant
+ * time: the signed 5-bit digits of wt_recode, from the top: 5 doublings, then
+ * r += d_i P with |d_i| P from a table of 1..16 times the point (public
+ * values, Jacobian) read by a full scan, y negated by a mask: 255 doublings
+ * and 52 additions. No addition meets r = +-entry with both finite: before
+ * window i, r is A P with A = sum over j > i of d_j 32^(j - i), and
+ * A +- d_i = (k - L) / 32^i (+ 0 or - 2 d_i), L the digits below i, |L| <
+ * 32^i / 2: for i > 0 its magnitude is below n, and it is not 0 (a sum of
+ * base-32 digits of magnitude <= 16 with d_i != 0); for i = 0, A + d_0 = k,
+ * and A - d_0 = k - 2 d_0 is 0 (then d_0 = k = 2 d_0 mod 32) or n (then
+ * d_0 = -n = 15 mod 32, but d_0 < 0) only if d_0 = 0. Infinity (no digit
+ * yet) and d_i = 0 are masks, as in wt_add_ct. */
+static void mul_var(jac *r, const fe k, const fe x, const fe y)
+{
+    jac tab[16], t, s;
+    fe h, rr, ny;
+    unsigned char mag[WT_WINDOWS], neg[WT_WINDOWS];
+    int i;
+
+    memcpy(tab[0].x, x, sizeof(fe));
+    memcpy(tab[0].y, y, sizeof(fe));
+    memcpy(tab[0].z, ONE_M, sizeof(fe));
+    jac_dbl(&tab[1], &tab[0]);
+    for (i = 2; i < 16; i++) {
+        jac_add_vt(&tab[i], &tab[i - 1], &tab[0]);
+    }
+    wt_recode(mag, neg, k);
+    memset(r, 0, sizeof *r);
+    for (i = WT_WINDOWS - 1; i >= 0; i--) {
+        if (i < WT_WINDOWS - 1) {
+            jac_dbl(r, r);
+            jac_dbl(r, r);
+            jac_dbl(r, r);
+            jac_dbl(r, r);
+            jac_dbl(r, r);
+        }
+        limb use = ~mask_zero((limb) mag[i]);
+        limb inf = fe_is_zero(r->z);
+
+        select16((limb *) (void *) &s, (const limb *) (const void *) tab, 3 * NL, mag[i]);
+        fe_sub(ny, ZERO_FE, s.y);
+        fe_cmov(s.y, ny, (limb) 0 - (limb) neg[i]);
+        jac_add_raw(&t, r, &s, h, rr);
+        jac_cmov(&t, &s, inf);
+        jac_cmov(r, &t, use);
+    }
+    zeroize(mag, sizeof mag);
+    zeroize(neg, sizeof neg);
+    zeroize(&t, sizeof t);
+    zeroize(&s, sizeof s);
+    zeroize(ny, sizeof ny);
+    zeroize(h, sizeof h);
+    zeroize(rr, sizeof rr);
+}
+#else
 /* r = k (x, y) for a secret k in [1, n-1] and a point of order n, constant
  * time: 4-bit fixed window, table 1..15 times the point (public values),
  * read by a full scan. As for mul_base, with k < n the accumulator (16 m)
@@ -1471,17 +1925,24 @@ static void mul_var(jac *r, const fe k, const fe x, const fe y)
     zeroize(h, sizeof h);
     zeroize(rr, sizeof rr);
 }
+#endif
 
 #ifndef P256_GEN_TABLE
 /* r = u1 G + u2 Q, variable time (verification: public values). u2 Q by
- * width-5 NAF with 1, 3, .., 15 times Q; u1 G by the comb, its 52 columns
- * added during the last 52 doublings. */
+ * width-5 NAF with 1, 3, .., 15 times Q; u1 G by the fixed-base table: the
+ * comb's 52 columns added during the last 52 doublings, or the windows' 52
+ * entries at the last 6 (with every special case: jac_madd_vt). */
 static void mul_double_vt(jac *r, const fe u1, const fe u2, const fe qx, const fe qy)
 {
     jac tab[8], q2, neg;
     signed char naf[257];
     fe k;
     int i;
+#if P256_WTABLE
+    unsigned char mag[WT_WINDOWS], sgn[WT_WINDOWS];
+
+    wt_recode(mag, sgn, u1);
+#endif
 
     /* wNAF of u2 (< n) */
     memcpy(k, u2, sizeof k);
@@ -1530,12 +1991,28 @@ static void mul_double_vt(jac *r, const fe u1, const fe u2, const fe qx, const f
             fe_sub(neg.y, P, neg.y);    /* P - y: y != 0 for order n */
             jac_add_vt(r, r, &neg);
         }
+#if P256_WTABLE
+        /* u1 G: the odd windows with 5 doublings to go, the even ones last */
+        if (i == 5 || i == 0) {
+            for (int b = 0; b < WT_BLOCKS; b++) {
+                int w = 2 * b + (i == 5);
+                if (mag[w] != 0) {
+                    memcpy(neg.y, WTAB[b][mag[w] - 1][1], sizeof(fe));
+                    if (sgn[w]) {
+                        fe_sub(neg.y, ZERO_FE, neg.y);
+                    }
+                    jac_madd_vt(r, r, WTAB[b][mag[w] - 1][0], neg.y);
+                }
+            }
+        }
+#else
         if (i < COMB_COLS) {
             unsigned d = comb_digit(u1, i);
             if (d != 0) {
                 jac_madd_vt(r, r, COMB[d - 1][0], COMB[d - 1][1]);
             }
         }
+#endif
     }
 }
 #endif

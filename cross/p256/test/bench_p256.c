@@ -1,10 +1,14 @@
 /*
- * Benchmark of cross/p256 against p256-m (when built with -DHAVE_REF).
+ * Benchmark of cross/p256, against cross/p256 at an earlier revision (built
+ * with -DHAVE_BASE: p256.mk's P256_BASE, renamed base_*) and p256-m (built
+ * with -DHAVE_REF, renamed ref_*).
  *
- *   bench_p256                 operations per second (wall time), a table
+ *   bench_p256                 microseconds per operation (wall time, the
+ *                              best of 3 runs of 0.3 s), the operations of
+ *                              each implementation interleaved
  *   bench_p256 --ops WHAT N    just N operations of WHAT (for counting guest
  *                              instructions under qemu, test/run.sh):
- *                              {ours,ref}-{sign,verify,keygen,ecdh}
+ *                              {ours,base,ref}-{sign,verify,keygen,ecdh}
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +18,18 @@
 
 #include "p256.h"
 
+#define DECL(p) \
+    int p##p256_gen_keypair(uint8_t *, uint8_t *); \
+    int p##p256_ecdh_shared_secret(uint8_t *, const uint8_t *, const uint8_t *); \
+    int p##p256_ecdsa_sign(uint8_t *, const uint8_t *, const uint8_t *, size_t); \
+    int p##p256_ecdsa_verify(const uint8_t *, const uint8_t *, const uint8_t *, size_t);
+#define IMPL(n, p) { n, p##p256_gen_keypair, p##p256_ecdh_shared_secret, p##p256_ecdsa_sign, \
+    p##p256_ecdsa_verify }
+#ifdef HAVE_BASE
+DECL(base_)
+#endif
 #ifdef HAVE_REF
-int ref_p256_gen_keypair(uint8_t *, uint8_t *);
-int ref_p256_ecdh_shared_secret(uint8_t *, const uint8_t *, const uint8_t *);
-int ref_p256_ecdsa_sign(uint8_t *, const uint8_t *, const uint8_t *, size_t);
-int ref_p256_ecdsa_verify(const uint8_t *, const uint8_t *, const uint8_t *, size_t);
+DECL(ref_)
 #endif
 
 int p256_generate_random(uint8_t *out, unsigned n)
@@ -33,17 +44,23 @@ int test_p256_random(uint8_t *out, unsigned n)
 }
 
 typedef struct {
+    const char *name;
     int (*gen_keypair)(uint8_t *, uint8_t *);
     int (*ecdh)(uint8_t *, const uint8_t *, const uint8_t *);
     int (*sign)(uint8_t *, const uint8_t *, const uint8_t *, size_t);
     int (*verify)(const uint8_t *, const uint8_t *, const uint8_t *, size_t);
 } impl;
 
-static const impl OURS = { p256_gen_keypair, p256_ecdh_shared_secret, p256_ecdsa_sign, p256_ecdsa_verify };
-#ifdef HAVE_REF
-static const impl REF = { ref_p256_gen_keypair, ref_p256_ecdh_shared_secret, ref_p256_ecdsa_sign,
-                          ref_p256_ecdsa_verify };
+static const impl IMPLS[] = {
+    IMPL("ours", ),
+#ifdef HAVE_BASE
+    IMPL("base", base_),
 #endif
+#ifdef HAVE_REF
+    IMPL("ref", ref_),
+#endif
+};
+#define NIMPLS (sizeof IMPLS / sizeof IMPLS[0])
 
 static uint8_t priv[32], pub[64], peer[64], hash[32], sig[64], out[64];
 
@@ -74,26 +91,20 @@ static double now(void)
     return (double) ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* operations per second: the best of 3 runs of about 0.3 s */
+/* operations per second of one run of about 0.3 s */
 static double rate(const impl *im, const char *what)
 {
-    double best = 0;
-    for (int r = 0; r < 3; r++) {
-        long n = 0;
-        double t0 = now(), t;
-        do {
-            if (run(im, what, 16) != 0) {
-                printf("%s failed\n", what);
-                exit(1);
-            }
-            n += 16;
-            t = now() - t0;
-        } while (t < 0.3);
-        if (n / t > best) {
-            best = n / t;
+    long n = 0;
+    double t0 = now(), t;
+    do {
+        if (run(im, what, 16) != 0) {
+            printf("%s %s failed\n", im->name, what);
+            exit(1);
         }
-    }
-    return best;
+        n += 16;
+        t = now() - t0;
+    } while (t < 0.3);
+    return n / t;
 }
 
 int main(int argc, char **argv)
@@ -109,34 +120,49 @@ int main(int argc, char **argv)
         return 1;
     }
     if (argc == 4 && strcmp(argv[1], "--ops") == 0) {
-        const impl *im = &OURS;
-        const char *what = argv[2];
-        if (strncmp(what, "ours-", 5) == 0) {
-            what += 5;
-        } else if (strncmp(what, "ref-", 4) == 0) {
-#ifdef HAVE_REF
-            im = &REF;
-            what += 4;
-#else
-            return 3;
-#endif
+        const char *dash = strchr(argv[2], '-');
+        if (dash == NULL) {
+            return 2;
         }
-        return run(im, what, atol(argv[3])) != 0;
+        for (unsigned i = 0; i < NIMPLS; i++) {
+            if (strncmp(argv[2], IMPLS[i].name, (size_t) (dash - argv[2])) == 0
+                && IMPLS[i].name[dash - argv[2]] == 0) {
+                return run(&IMPLS[i], dash + 1, atol(argv[3])) != 0;
+            }
+        }
+        return 3;   /* not built in */
     }
+#ifndef HAVE_BASE
+    printf("before (base): not built (make bench-p256 P256_BASE=<git revision>)\n");
+#endif
 #ifndef HAVE_REF
     printf("p256-m reference: skipped (p256-m.c not found, see p256.mk)\n");
 #endif
-    printf("%-8s %12s %12s", "", "ours op/s", "us/op");
+    printf("%-8s %10s", "us/op", "ours");
+#ifdef HAVE_BASE
+    printf(" %10s %8s", "before", "speedup");
+#endif
 #ifdef HAVE_REF
-    printf(" %12s %12s %8s", "p256-m op/s", "us/op", "speedup");
+    printf(" %10s", "p256-m");
 #endif
     printf("\n");
     for (int i = 0; i < 4; i++) {
-        double o = rate(&OURS, whats[i]);
-        printf("%-8s %12.0f %12.1f", whats[i], o, 1e6 / o);
+        /* best of 3 rounds, the implementations interleaved in each round */
+        double best[NIMPLS] = { 0 };
+        for (int r = 0; r < 3; r++) {
+            for (unsigned j = 0; j < NIMPLS; j++) {
+                double v = rate(&IMPLS[j], whats[i]);
+                if (v > best[j]) {
+                    best[j] = v;
+                }
+            }
+        }
+        printf("%-8s %10.1f", whats[i], 1e6 / best[0]);
+#ifdef HAVE_BASE
+        printf(" %10.1f %7.2fx", 1e6 / best[1], best[0] / best[1]);
+#endif
 #ifdef HAVE_REF
-        double r = rate(&REF, whats[i]);
-        printf(" %12.0f %12.1f %7.1fx", r, 1e6 / r, o / r);
+        printf(" %10.1f", 1e6 / best[NIMPLS - 1]);
 #endif
         printf("\n");
     }

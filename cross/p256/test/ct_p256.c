@@ -7,9 +7,12 @@
  * are public by design where they become so (a validity verdict, a public
  * key, r and s); the test declares the outputs defined.
  *
- * Built for x86_64 only (run natively under valgrind), with both radices: the
- * release's 4 x 64 (with its assembly) and the 8 x 32 of armv7 (l32_*, built
- * with P256_SMALL like armv7).
+ * Built for x86_64 only (run natively under valgrind), in every
+ * configuration the release builds and the alternates the tests run
+ * (p256.mk, CT_VARIANTS): x86_64's (4 x 64 with its assembly, window table,
+ * divsteps inversion), aarch64's (4 x 64 in C, P256_SMALL, comb, Fermat),
+ * armv7's (8 x 32, P256_SMALL, window table), and the 4 x 64 C code with
+ * the table and divsteps; each renamed <prefix>_p256_*.
  *
  *   valgrind -q --error-exitcode=3 ct_p256
  *
@@ -23,10 +26,17 @@
 
 #include "p256.h"
 
-int l32_p256_gen_keypair(uint8_t *, uint8_t *);
-int l32_p256_ecdh_shared_secret(uint8_t *, const uint8_t *, const uint8_t *);
-int l32_p256_ecdsa_sign(uint8_t *, const uint8_t *, const uint8_t *, size_t);
-int l32_p256_public_from_private(uint8_t *, const uint8_t *);
+#define DECL(p) \
+    int p##_p256_gen_keypair(uint8_t *, uint8_t *); \
+    int p##_p256_ecdh_shared_secret(uint8_t *, const uint8_t *, const uint8_t *); \
+    int p##_p256_ecdsa_sign(uint8_t *, const uint8_t *, const uint8_t *, size_t); \
+    int p##_p256_public_from_private(uint8_t *, const uint8_t *);
+#define IMPL(p) { #p, p##_p256_gen_keypair, p##_p256_ecdh_shared_secret, p##_p256_ecdsa_sign, \
+    p##_p256_public_from_private }
+DECL(x64)
+DECL(a64)
+DECL(a32)
+DECL(c64)
 
 static unsigned counter;
 
@@ -50,11 +60,7 @@ int main(void)
         int (*ecdh)(uint8_t *, const uint8_t *, const uint8_t *);
         int (*sign)(uint8_t *, const uint8_t *, const uint8_t *, size_t);
         int (*pub_from_priv)(uint8_t *, const uint8_t *);
-    } impls[] = {
-        { "4x64", p256_gen_keypair, p256_ecdh_shared_secret, p256_ecdsa_sign, p256_public_from_private },
-        { "8x32", l32_p256_gen_keypair, l32_p256_ecdh_shared_secret, l32_p256_ecdsa_sign,
-          l32_p256_public_from_private },
-    };
+    } impls[] = { IMPL(x64), IMPL(a64), IMPL(a32), IMPL(c64) };
     uint8_t priv[32], pub[64], peer[64], out[64], hash[32];
     unsigned long passed = 0, failed = 0;
     int ret;
@@ -63,7 +69,7 @@ int main(void)
         printf("FAIL: not running under valgrind\n");
         return 1;
     }
-    for (unsigned i = 0; i < 2; i++) {
+    for (unsigned i = 0; i < sizeof impls / sizeof impls[0]; i++) {
         for (unsigned n = 0; n < 3; n++) {
             /* a peer key (public) */
             uint8_t d2[32];

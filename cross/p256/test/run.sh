@@ -9,11 +9,11 @@
 #                          checks (vectors.py check); then the constant-time
 #                          check under valgrind (x86_64). Ends with
 #                          "p256: N passed, M failed"; non-zero exit on failure.
-#   run.sh bench ARCH...   operations per second on x86_64, with `openssl
-#                          speed` in the same run; under qemu, guest
+#   run.sh bench ARCH...   microseconds per operation on x86_64, with
+#                          `openssl speed` in the same run; under qemu, guest
 #                          instructions per operation (p256-m's too with
-#                          P256_BENCH_REF=1: slow) and wall time, ours vs
-#                          p256-m
+#                          P256_BENCH_REF=1: slow) and wall time; each with
+#                          the "before" build (P256_BASE) when there is one
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 mode=$1
@@ -45,6 +45,16 @@ test_mode() {
       pass=$((pass + p)); fail=$((fail + f))
     else
       echo "  FAIL $a: the test program did not finish"; fail=$((fail + 1))
+    fi
+    if [ "$a" != armv7 ]; then
+      # white-box: inversions, recoding (64-bit targets)
+      if out=$(timeout 300 ${run[$a]} "$(dir "$a")/internal_p256" 2>&1); then :; fi
+      echo "$out" | sed -e 's/^/  /'
+      if read -r p f < <(echo "$out" | counts) && [ -n "$p" ] && [ "$p" -gt 0 ]; then
+        pass=$((pass + p)); fail=$((fail + f))
+      else
+        echo "  FAIL $a: internal_p256 did not finish"; fail=$((fail + 1))
+      fi
     fi
     if [ -s "$tmp/vectors" ]; then
       # our signatures, key pairs and secrets, checked by OpenSSL
@@ -87,10 +97,10 @@ insns() {  # arch what n
 }
 
 bench_mode() {
-  local a what base c ref ours has_ref
+  local a what start c n ours before ref has_base has_ref
   for a in "$@"; do
     if [ -z "${run[$a]}" ]; then
-      echo "$a (native, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores):"
+      echo "$a (native, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)):"
       "$(dir "$a")/bench_p256" | sed -e 's/^/  /'
       echo "  OpenSSL ($(openssl version | cut -d' ' -f1-2)), same run:"
       openssl speed -seconds 1 ecdsap256 ecdhp256 2>/dev/null | grep -E 'sign/s|op/s|nistp256|P-256' | sed -e 's/^/  /'
@@ -99,21 +109,27 @@ bench_mode() {
     # p256-m's counts take about 10 minutes per architecture (tens of
     # millions of logged instructions): only with P256_BENCH_REF=1; the
     # wall-time table below compares with it anyway.
-    has_ref=0
+    has_ref=0 has_base=0
     if [ "${P256_BENCH_REF:-}" = 1 ] && "${run[$a]}" "$(dir "$a")/bench_p256" --ops ref-sign 0 2>/dev/null; then has_ref=1; fi
+    if "${run[$a]}" "$(dir "$a")/bench_p256" --ops base-sign 0 2>/dev/null; then has_base=1; fi
     echo "$a (under ${run[$a]}): guest instructions per operation"
-    printf '  %-8s %14s %14s %9s\n' "" "p256-m" "ours" "fewer"
+    printf '  %-8s %12s %12s %8s %12s\n' "" "ours" "before" "fewer" "p256-m"
+    n=2
     for what in sign verify keygen ecdh; do
-      base=$(insns "$a" "ours-$what" 0)
-      c=$(insns "$a" "ours-$what" 4)
-      ours=$(( (c - base) / 4 ))
+      start=$(insns "$a" "ours-$what" 0)
+      c=$(insns "$a" "ours-$what" $n)
+      ours=$(( (c - start) / n ))
+      before=- ref=-
+      if [ "$has_base" = 1 ]; then
+        c=$(insns "$a" "base-$what" $n)
+        before=$(( (c - start) / n ))
+      fi
       if [ "$has_ref" = 1 ]; then
         c=$(insns "$a" "ref-$what" 1)
-        ref=$((c - base))
-        printf '  %-8s %14d %14d %8.1fx\n' "$what" "$ref" "$ours" "$(awk -v r="$ref" -v o="$ours" 'BEGIN { print r / o }')"
-      else
-        printf '  %-8s %14s %14d\n' "$what" "-" "$ours"
+        ref=$((c - start))
       fi
+      printf '  %-8s %12s %12s %8s %12s\n' "$what" "$ours" "$before" \
+        "$(if [ "$has_base" = 1 ]; then awk -v b="$before" -v o="$ours" 'BEGIN { printf "%.2fx", b / o }'; else echo -; fi)" "$ref"
     done
     echo "$a (under ${run[$a]}): wall time, same run"
     "${run[$a]}" "$(dir "$a")/bench_p256" | sed -e 's/^/  /'

@@ -14,10 +14,14 @@
  *   X priv peer secret      our ECDH with our key pairs
  *
  * Every implementation in IMPLS runs the same known answers, edge cases and
- * vectors: ours; on 64-bit targets also ours in 32-bit limbs (the armv7
- * code, built with -DP256_LIMB32 and renamed l32_*); p256-m (renamed ref_*)
- * when built with -DHAVE_REF, also as a differential reference on random
- * inputs. Ends with "N passed, M failed".
+ * vectors: ours, as the release builds it for the target; ours with the
+ * other fixed-base table and inversion (p256.mk's <arch>_P256ALT, renamed
+ * alt_*); on 64-bit targets also ours in 32-bit limbs (the armv7 code,
+ * built with -DP256_LIMB32 and renamed l32_*); p256-m (renamed ref_*) when
+ * built with -DHAVE_REF. Each one after the first is also checked against
+ * the first on random inputs and on edge scalars (keys and nonces near 0,
+ * near n, powers of two, runs of ones; signatures with the same forced
+ * nonce must be identical). Ends with "N passed, M failed".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +52,9 @@ typedef struct {
 #define IMPL(n, p) { n, p##p256_gen_keypair, p##p256_ecdh_shared_secret, p##p256_ecdsa_sign, \
     p##p256_ecdsa_verify, p##p256_validate_pubkey, p##p256_validate_privkey, p##p256_public_from_private }
 
+#ifdef TEST_ALT
+DECL(alt_)
+#endif
 #ifdef TEST_LIMB32
 DECL(l32_)
 #endif
@@ -57,6 +64,9 @@ DECL(ref_)
 
 static const impl IMPLS[] = {
     IMPL("ours", ),
+#ifdef TEST_ALT
+    IMPL("ours-alt", alt_),
+#endif
 #ifdef TEST_LIMB32
     IMPL("ours-32bit", l32_),
 #endif
@@ -523,6 +533,106 @@ static void test_diff(const impl *im, int rounds)
     }
 }
 
+/* --- differential on edge scalars ---------------------------------------- */
+static int n_edge_scalars(uint8_t out[][32], int max)
+{
+    uint8_t n[32];
+    int c = 0, i;
+
+    H(n, 32, N_HEX);
+#define ADD() do { if (c < max) c++; } while (0)
+    for (i = 1; i <= 40; i++) {                 /* 1..40 */
+        memset(out[c], 0, 32);
+        out[c][31] = (uint8_t) i;
+        ADD();
+    }
+    for (i = 1; i <= 40; i++) {                 /* n - 40 .. n - 1 */
+        uint8_t v[32] = { 0 };
+        v[31] = (uint8_t) i;
+        be_sub(out[c], n, v);
+        ADD();
+    }
+    for (i = 0; i < 256; i += 5) {              /* 2^i, 2^i - 1, n - 2^i: window edges */
+        uint8_t v[32] = { 0 };
+        v[31 - i / 8] = (uint8_t) (1 << (i % 8));
+        memcpy(out[c], v, 32);
+        ADD();
+        if (i > 0) {
+            uint8_t one[32] = { 0 };
+            one[31] = 1;
+            be_sub(out[c], v, one);
+            ADD();
+        }
+        be_sub(out[c], n, v);
+        ADD();
+    }
+    for (i = 0; i < 256; i += 10) {             /* 2^(i+4) and 2^(i+5): digit 16 and a carry */
+        uint8_t v[32] = { 0 };
+        int b = i + 4;
+        v[31 - b / 8] = (uint8_t) (1 << (b % 8));
+        memcpy(out[c], v, 32);
+        ADD();
+    }
+    /* every 5-bit window 16 (0b10000): 0x842108421...; and 15, 17 */
+    {
+        static const unsigned pat[] = { 16, 15, 17, 31 };
+        for (unsigned pi = 0; pi < 4; pi++) {
+            uint8_t v[32] = { 0 };
+            for (int w = 0; w < 51; w++) {
+                for (int bit = 0; bit < 5; bit++) {
+                    if (pat[pi] >> bit & 1) {
+                        int pos = 5 * w + bit;
+                        v[31 - pos / 8] |= (uint8_t) (1 << (pos % 8));
+                    }
+                }
+            }
+            memcpy(out[c], v, 32);
+            ADD();
+        }
+    }
+    /* 2^256 mod n = 2^256 - n, and n - (2^256 - n) */
+    {
+        uint8_t z[32] = { 0 }, v[32];
+        be_sub(v, z, n);            /* 0 - n mod 2^256 */
+        memcpy(out[c], v, 32);
+        ADD();
+        be_sub(out[c], n, v);
+        ADD();
+    }
+#undef ADD
+    return c;
+}
+
+static void test_edge_scalars(const impl *im)
+{
+    const impl *o = &IMPLS[0];
+    static uint8_t ks[400][32];
+    uint8_t a[64], b[64], s1[64], s2[64], hash[32], g[64];
+    int cnt = n_edge_scalars(ks, 400);
+
+    H(g, 64, G_HEX);
+    rnd(hash, 32);
+    for (int i = 0; i < cnt; i++) {
+        uint8_t kk[32];
+        memcpy(kk, ks[i], 32);
+        CHECK(im->pub_from_priv(a, ks[i]) == 0 && o->pub_from_priv(b, ks[i]) == 0 && memcmp(a, b, 64) == 0,
+              "edge scalar: k G = ours");
+        CHECK(im->ecdh(s1, ks[i], g) == 0 && memcmp(s1, a, 32) == 0, "edge scalar: ecdh(k, G) = x(k G)");
+        /* the same forced nonce: the same signature (k^-1 and x(k G) at edges) */
+        force(kk, 32);
+        int r1 = im->sign(s1, ks[(i + 7) % cnt], hash, 32);
+        force(kk, 32);
+        int r2 = o->sign(s2, ks[(i + 7) % cnt], hash, 32);
+        forced = NULL;
+        CHECK(r1 == 0 && r2 == 0 && memcmp(s1, s2, 64) == 0, "edge nonce: same signature as ours");
+        CHECK(memcmp(s1, a, 32) == 0, "edge nonce: r = x(k G)");
+        CHECK(im->verify(s1, b, hash, 32) == P256_INVALID_SIGNATURE || memcmp(ks[(i + 7) % cnt], ks[i], 32) == 0,
+              "edge nonce: not a signature by the nonce's key");
+        CHECK(o->pub_from_priv(b, ks[(i + 7) % cnt]) == 0 && im->verify(s1, b, hash, 32) == 0,
+              "edge nonce: signature verifies");
+    }
+}
+
 int main(int argc, char **argv)
 {
     int quick = 0, ai = 1;
@@ -552,10 +662,26 @@ int main(int argc, char **argv)
         }
         if (i > 0) {
             test_diff(im, quick ? 64 : 400);
+            test_edge_scalars(im);
         }
         printf("%s: %lu passed, %lu failed\n", im->name, passed - p0, failed - f0);
     }
     if (outf != NULL) {
+        /* our k G for the edge scalars, for OpenSSL to check */
+        static uint8_t ks[400][32];
+        int cnt = n_edge_scalars(ks, 400);
+        for (int i = 0; i < cnt; i++) {
+            uint8_t pub[64];
+            if (IMPLS[0].pub_from_priv(pub, ks[i]) != 0) {
+                check(0, IMPLS[0].name, "edge scalar public key", __LINE__);
+                continue;
+            }
+            fprintf(outf, "P ");
+            hex(outf, ks[i], 32);
+            fprintf(outf, " ");
+            hex(outf, pub, 64);
+            fprintf(outf, "\n");
+        }
         fclose(outf);
     }
     printf("%lu passed, %lu failed\n", passed, failed);

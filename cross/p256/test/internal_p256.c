@@ -1,0 +1,139 @@
+/*
+ * White-box tests of p256.c's internals (the file is included), for 64-bit
+ * limbs: the divsteps inversions against the Fermat ones, mod p and mod n,
+ * on edge and random inputs; the signed-window recoding of scalars. Built by
+ * p256.mk for x86_64 (natively, with its assembly) and aarch64 (under qemu,
+ * the C code), with -DP256_SAFEGCD=1 -DP256_WTABLE=1.
+ *
+ *   internal_p256     prints "internal: N passed, M failed"
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+
+#include "../p256.c"
+
+#if !P256_SAFEGCD || !P256_WTABLE || LB != 64
+#error "build with 64-bit limbs, -DP256_SAFEGCD=1 -DP256_WTABLE=1"
+#endif
+
+int p256_generate_random(uint8_t *out, unsigned n)
+{
+    return getrandom(out, n, 0) == (ssize_t) n ? 0 : -1;
+}
+
+static unsigned long passed, failed;
+
+static void check(int ok, const char *what, const fe x)
+{
+    if (ok) {
+        passed++;
+        return;
+    }
+    if (++failed < 20) {
+        printf("FAIL %s: x = %016llx %016llx %016llx %016llx\n", what, (unsigned long long) x[3],
+               (unsigned long long) x[2], (unsigned long long) x[1], (unsigned long long) x[0]);
+    }
+}
+
+static void rnd_below(fe x, const fe m)
+{
+    do {
+        if (getrandom(x, sizeof(fe), 0) != (ssize_t) sizeof(fe)) {
+            abort();
+        }
+    } while (!mp_lt(x, m));
+}
+
+/* x < m: edge values (0, 1, 2, m - 1, m - 2, powers of two and runs of ones
+ * below m, their complements m - v), then random ones */
+static int inputs(fe out[], int max, const fe m)
+{
+    int c = 0;
+    fe one = { 1 }, v;
+
+    memset(out[c++], 0, sizeof(fe));
+    for (int k = 0; k < 256 && c + 4 <= max; k++) {
+        memset(v, 0, sizeof v);
+        v[k / 64] = (limb) 1 << (k % 64);           /* 2^k */
+        if (mp_lt(v, m)) {
+            memcpy(out[c++], v, sizeof v);
+            mp_sub(out[c++], m, v);                 /* m - 2^k */
+        }
+        mp_sub(v, v, one);                          /* 2^k - 1 (all ones below k) */
+        if (mp_lt(v, m)) {
+            memcpy(out[c++], v, sizeof v);
+            if (k > 0) {
+                mp_sub(out[c++], m, v);             /* m - 2^k + 1 */
+            }
+        }
+    }
+    while (c < max) {
+        rnd_below(out[c++], m);
+    }
+    return c;
+}
+
+static void test_inv(void)
+{
+    static fe xs[3000];
+    fe a, b, t;
+    int cnt;
+
+    cnt = inputs(xs, 3000, P);
+    for (int i = 0; i < cnt; i++) {
+        fe_inv(a, xs[i]);
+        fe_inv_fermat(b, xs[i]);
+        check(fe_eq(a, b) != 0, "fe_inv = Fermat", xs[i]);
+        fe_mul(t, a, xs[i]);                        /* x x^-1 R^... = 1 in Montgomery form */
+        check(fe_eq(t, fe_is_zero(xs[i]) ? ZERO_FE : ONE_M) != 0, "x fe_inv(x) = 1", xs[i]);
+    }
+    cnt = inputs(xs, 3000, N);
+    for (int i = 0; i < cnt; i++) {
+        sc_inv(a, xs[i]);
+        sc_inv_fermat(b, xs[i]);
+        check(fe_eq(a, b) != 0, "sc_inv = Fermat", xs[i]);
+    }
+}
+
+static void test_recode(void)
+{
+    static fe ks[3000];
+    int cnt = inputs(ks, 3000, N);
+    fe all = { (limb) -1, (limb) -1, (limb) -1, (limb) -1 };
+
+    memcpy(ks[cnt - 1], all, sizeof(fe));           /* 2^256 - 1: the top window's carry */
+    for (int i = 0; i < cnt; i++) {
+        unsigned char mag[WT_WINDOWS], neg[WT_WINDOWS];
+        fe acc = { 0 }, pw = { 1 }, d, t;
+        int ok = 1;
+
+        wt_recode(mag, neg, ks[i]);
+        /* sum over windows of +-mag 32^i, mod 2^256 (the top window carries nothing out) */
+        for (int w = 0; w < WT_WINDOWS; w++) {
+            ok &= mag[w] <= 16 && neg[w] <= 1;     /* (neg with mag 0: a zero digit) */
+            memset(d, 0, sizeof d);
+            for (unsigned j = 0; j < mag[w]; j++) {
+                mp_add(d, d, pw);
+            }
+            if (neg[w]) {
+                mp_sub(acc, acc, d);
+            } else {
+                mp_add(acc, acc, d);
+            }
+            for (int s = 0; s < 5; s++) {
+                mp_add(pw, pw, pw);
+            }
+        }
+        memcpy(t, ks[i], sizeof t);
+        check(ok && fe_eq(acc, t) != 0, "recoding: digits in [-16, 16], sum = k", ks[i]);
+    }
+}
+
+int main(void)
+{
+    test_inv();
+    test_recode();
+    printf("internal: %lu passed, %lu failed\n", passed, failed);
+    return failed != 0;
+}
