@@ -1,22 +1,27 @@
 # Tests and benchmark of our P-256 (cross/p256/README.md). Included by the
 # top-level Makefile after cross/release.mk, whose per-target variables
-# (<arch>_CC, _CCX, _B) it uses. Needs only the cross compilers and musl (no
-# mbedTLS build): p256.c does not include mbedTLS; psa_random.c, the one file
-# that does, belongs to the release build only.
+# (<arch>_CC, _CCX, _B, _P256OPT) it uses. Needs only the cross compilers and
+# musl (no mbedTLS build): p256.c does not include mbedTLS; psa_random.c, the
+# one file that does, belongs to the release build only.
 #
-#   make test-p256    known answers (RFC 6979, NIST CAVS ECDH), edge cases,
-#                     differential tests against OpenSSL (python3
-#                     cryptography: vectors made at test time, our signatures,
-#                     keys and secrets checked by it) and against p256-m when
-#                     its source is found, for x86_64 natively, aarch64 and
-#                     armv7 under qemu-user; the 8 x 32-bit code (armv7's)
-#                     also on the 64-bit targets; with valgrind installed, a
-#                     constant-time check (memcheck); ends with
+#   make test-p256    known answers (RFC 6979, NIST CAVS ECDH), edge cases
+#                     and edge scalars, differential tests against OpenSSL
+#                     (python3 cryptography: vectors made at test time, our
+#                     signatures, keys and secrets checked by it) and between
+#                     our builds (as released, with the other fixed-base
+#                     table and inversion, the 8 x 32-bit code on the 64-bit
+#                     targets) and p256-m when its source is found, for x86_64
+#                     natively, aarch64 and armv7 under qemu-user; white-box
+#                     tests of the inversions and the recoding (64-bit
+#                     targets); the committed tables against gen_table's
+#                     output; with valgrind installed, a constant-time check
+#                     (memcheck) of every configuration; ends with
 #                     "p256: N passed, M failed".
-#   make bench-p256   operations per second, ours vs p256-m, on x86_64 (and
-#                     `openssl speed` in the same run); under qemu for aarch64
-#                     and armv7, guest instructions per operation and the
-#                     wall-time ratio.
+#   make bench-p256   microseconds per operation on x86_64 (and `openssl
+#                     speed` in the same run); under qemu for aarch64 and
+#                     armv7, guest instructions per operation and wall time;
+#                     P256_BASE=<git revision> adds that revision's cross/p256
+#                     as a "before" column (make bench-crypto runs this too).
 #
 # The reference p256-m.c: mbedTLS 3.6's, unpacked by the release build in
 # $(MBED_SRC)/3rdparty/p256-m (P256M_SRC=... overrides); without it the
