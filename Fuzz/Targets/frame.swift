@@ -100,7 +100,7 @@ func decodeForReencode(_ t: FrameType, _ p: UnsafeRawBufferPointer) throws(WireE
     case .resume: return try ResumeMessage.decode(p).encode()
     case .open: return try OpenPayload.decode(p).encode()
     case .accept: return ControlPayload.accept(window: try ControlPayload.decodeU32(p, t))
-    case .window: return ControlPayload.window(try ControlPayload.decodeU32(p, t))
+    case .window, .keepalive: return ControlPayload.window(try ControlPayload.decodeU32(p, t))
     case .ping, .pong: return ControlPayload.ping(try ControlPayload.decodePing(p, t))
     case .denied, .data, .fin, .refuse, .reset, .goaway: return Array(p)  // raw or lossy (unknown reasons)
     }
