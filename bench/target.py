@@ -74,17 +74,16 @@ def serve(c):
             pass
 
 
-def main():
-    portfile = sys.argv[1]
-    max_seconds = 1800.0
-    if len(sys.argv) > 3 and sys.argv[2] == "--max-seconds":
-        max_seconds = float(sys.argv[3])
+def accept_loop(portfile, max_seconds, serve, backlog=1024):
+    """Listens on 127.0.0.1, writes the port to `portfile`, and for each connection sends one
+    greeting byte b"!" and forks a child that runs serve(conn). Ends after `max_seconds` or when
+    the parent goes away. (bench/wan.py's target uses it with its own commands.)"""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     parent = os.getppid()
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((HOST, 0))
-    s.listen(1024)
+    s.listen(backlog)
     s.settimeout(1.0)
     with open(portfile + ".tmp", "w") as f:
         f.write(str(s.getsockname()[1]))
@@ -118,6 +117,14 @@ def main():
                 finally:
                     os._exit(code)
         c.close()
+
+
+def main():
+    portfile = sys.argv[1]
+    max_seconds = 1800.0
+    if len(sys.argv) > 3 and sys.argv[2] == "--max-seconds":
+        max_seconds = float(sys.argv[3])
+    accept_loop(portfile, max_seconds, serve)
 
 
 if __name__ == "__main__":

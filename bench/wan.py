@@ -65,6 +65,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import bench as B      # noqa: E402  (processes, ports, the sshd setup of `make bench`)
 import linkemu         # noqa: E402
+import target          # noqa: E402  (the fork-per-connection accept loop)
 
 HOST = "127.0.0.1"
 PROCS = B.PROCS
@@ -84,49 +85,21 @@ def log(msg):
 
 
 def target_main(portfile, max_seconds):
-    """One listening socket on 127.0.0.1; a child process per connection (fork). On accept one
-    greeting byte b"!", then a request of 9 bytes: a command and a big-endian u64:
+    """The target of bench/target.py's accept loop (greeting b"!", a child per connection) with
+    this bench's commands: a request of 9 bytes, a command and a big-endian u64:
       E 0   echo until EOF
       D ms  send random bytes for ms milliseconds (or until the client closes)
       U 0   read until EOF, then answer one JSON line of [time, bytes so far] marks"""
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    parent = os.getppid()
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((HOST, 0))
-    s.listen(128)
-    s.settimeout(1.0)
-    with open(portfile + ".tmp", "w") as f:
-        f.write(str(s.getsockname()[1]))
-    os.rename(portfile + ".tmp", portfile)
-    deadline = time.monotonic() + max_seconds
-    while time.monotonic() < deadline and os.getppid() == parent:
-        try:
-            c, _ = s.accept()
-        except socket.timeout:
-            continue
-        except OSError:
-            break
-        c.settimeout(None)
-        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            c.sendall(b"!")
-        except OSError:
-            c.close()
-            continue
-        if os.fork() == 0:
-            s.close()
-            code = 0
-            try:
-                target_serve(c)
-            except OSError:
-                pass
-            except BaseException as e:
-                print("target: %r" % e, file=sys.stderr, flush=True)
-                code = 1
-            finally:
-                os._exit(code)
-        c.close()
+    target.accept_loop(portfile, max_seconds, target_child, backlog=128)
+
+
+def target_child(c):
+    try:
+        target_serve(c)
+    except OSError:
+        pass
+    except BaseException as e:
+        print("target: %r" % e, file=sys.stderr, flush=True)
 
 
 def target_serve(c):
