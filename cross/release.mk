@@ -15,7 +15,11 @@ SWIFT_TC    := $(abspath $(dir $(shell command -v $(SWIFTC)))/..)
 CROSS_DIR   := .build-cross
 MBED_SRC    := $(CROSS_DIR)/mbedtls-src
 # What every mbedTLS build depends on: our configuration and the build script.
-MBED_CONFIG := cross/mbedtls_config.h cross/crypto_config.h cross/build-mbedtls.sh
+MBED_CONFIG := cross/mbedtls_config.h cross/crypto_config.h cross/build-mbedtls.sh $(lastword $(MAKEFILE_LIST))
+# Every C object of a release build: no unwind tables. Nothing in agent unwinds
+# (no C++, Swift errors are return values, a trap ends the process), and the
+# tables were 22 KB of .eh_frame in the aarch64 binary (mbedTLS's mostly).
+RELEASE_CFLAGS := -fno-asynchronous-unwind-tables -fno-unwind-tables
 # Swift modules in dependency order.
 SWIFT_MODULES := Wire Mux Crypto E2E Loop Roles agent
 
@@ -104,7 +108,7 @@ $(1)_MBED  := $(CROSS_DIR)/$(1)/mbedtls
 $(1)_GCCINC = $$(shell $$($(1)_CC) -print-file-name=include)
 $(1)_MUSLINC := /usr/include/$$($(1)_MUSL)
 $(1)_MUSLLIB := /usr/lib/$$($(1)_MUSL)
-$(1)_CCX    = $$($(1)_CC) -specs $$($(1)_MUSLLIB)/musl-gcc.specs $$($(1)_FLAGS)
+$(1)_CCX    = $$($(1)_CC) -specs $$($(1)_MUSLLIB)/musl-gcc.specs $$($(1)_FLAGS) $(RELEASE_CFLAGS)
 
 # mbedTLS with the project's config, for this target.
 $$($(1)_MBED)/lib/libmbedtls.a: $(MBED_SRC)/include/mbedtls/version.h $(MBED_CONFIG)
