@@ -7,7 +7,8 @@
  *   TCP from one of several loopback source addresses (127.0.0.2, 127.0.0.3, ...: one address
  *   has ~28,000 ephemeral ports), TLS 1.3 to the relay (the relay's key is checked against
  *   --pin, SHA-256 of its SPKI), the preamble "agent/1\n", CHALLENGE <- relay (its key = the
- *   TLS key, its signature over "agent relay challenge v2" || nonce || vmin || vmax checked),
+ *   TLS key, its signature over "agent relay challenge v2" || nonce || vmin || vmax checked, or
+ *   none when the relay agreed to ALPN "agent-tls-key", offered like an agent without --ca),
  *   AUTH -> relay (role reverse, the device's P-256 key and a self-signed certificate, the
  *   signature over "agent auth v1" || nonce || SHA-256(relay SPKI) || SHA-256(AUTH without
  *   signature)), WELCOME <- relay (the ID in it is checked against the device's own), then it
@@ -94,6 +95,7 @@ enum { T_PING = 0x20, T_PONG = 0x21, T_GOAWAY = 0x22, T_KEEPALIVE = 0x24 };
 enum { ROLE_REVERSE = 1, MAX_PAYLOAD = 16376, HEADER = 8, ID_BYTES = 20 };
 static const char AUTH_LABEL[] = "agent auth v1";                    /* 13 bytes, no NUL */
 static const char CHALLENGE_LABEL[] = "agent relay challenge v2";     /* 24 bytes, no NUL */
+static const char ALPN_TLS_KEY[] = "\x0d" "agent-tls-key";              /* ALPN wire form */
 static const char KEY_LABEL[] = "agent loadgen device key v1";
 
 /* DER SubjectPublicKeyInfo of a P-256 key: this prefix, then the 65-byte uncompressed point. */
@@ -590,7 +592,7 @@ static int on_challenge(struct device *d, const uint8_t *p, size_t n) {
     if (off + 2 > n) return E_PROTOCOL;
     size_t slen = be16(p + off);
     const uint8_t *sig = p + off + 2;
-    if (off + 2 + slen != n || klen == 0 || slen == 0 || vmin > vmax) return E_PROTOCOL;
+    if (off + 2 + slen != n || klen == 0 || vmin > vmax) return E_PROTOCOL;
 
     /* Its key is the TLS key (already checked against the pin). On a resumed session the
        relay sent no certificate: its key must then be the one a full handshake showed. */
@@ -610,7 +612,13 @@ static int on_challenge(struct device *d, const uint8_t *p, size_t n) {
     memcpy(msg, CHALLENGE_LABEL, 24);
     memcpy(msg + 24, d->nonce, 32);
     msg[56] = vmin, msg[57] = vmax;
-    if (!verify(key, (int)klen, msg, sizeof msg, sig, slen)) return E_CHALLENGE_SIG;
+    /* ALPN agent-tls-key agreed on a full handshake: TLS 1.3's CertificateVerify proved the
+       relay's key (the TLS key, compared above), so CHALLENGE comes unsigned (PROTOCOL.md 2). */
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    SSL_get0_alpn_selected(d->ssl, &alpn, &alpn_len);
+    int tls_key = tl >= 0 && alpn_len == sizeof ALPN_TLS_KEY - 2 && memcmp(alpn, ALPN_TLS_KEY + 1, alpn_len) == 0;
+    if (!(tls_key && slen == 0) && !verify(key, (int)klen, msg, sizeof msg, sig, slen)) return E_CHALLENGE_SIG;
     uint8_t version = vmax < 1 ? vmax : 1;
     if (version < vmin) return E_VERSION;
 
@@ -1052,6 +1060,9 @@ int main(int argc, char **argv) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);   /* the relay's key is checked against the pin */
     if (SSL_CTX_set1_groups_list(ctx, opt.groups) != 1) die("--groups %s: not accepted by OpenSSL", opt.groups);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* Like an agent without --ca: it checks the relay's TLS key itself (older relays ignore this). */
+    if (SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)ALPN_TLS_KEY, sizeof ALPN_TLS_KEY - 1) != 0)
+        die("ALPN setup failed");
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, on_new_session);
 

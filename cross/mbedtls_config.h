@@ -105,6 +105,9 @@
 #define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_ENABLED
 #define MBEDTLS_SSL_KEEP_PEER_CERTIFICATE
 #define MBEDTLS_SSL_SERVER_NAME_INDICATION
+/* ALPN carries one thing: "agent-tls-key", offered by an agent that checks the relay's TLS key
+ * itself (no front), so the relay's CHALLENGE needs no signature (docs/PROTOCOL.md, section 2). */
+#define MBEDTLS_SSL_ALPN
 #define MBEDTLS_SSL_MAX_FRAGMENT_LENGTH         /* caps the records this side sends */
 #define MBEDTLS_SSL_SESSION_TICKETS
 #define MBEDTLS_SSL_ALL_ALERT_MESSAGES

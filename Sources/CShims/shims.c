@@ -349,6 +349,21 @@ void shim_resume_free(struct shim_resume *r) {
     free(r);
 }
 
+/* The hello bound to the TLS key (docs/PROTOCOL.md, section 2): an agent that checks the
+ * relay's TLS key against the key in CHALLENGE offers this one ALPN protocol; a relay that
+ * terminates the agent's TLS itself accepts it and then sends CHALLENGE unsigned. The
+ * list is static: mbedTLS keeps the pointer, not a copy. */
+static const char *alpn_tls_key[] = { "agent-tls-key", NULL };
+
+int shim_conf_alpn_tls_key(mbedtls_ssl_config *conf) {
+    return mbedtls_ssl_conf_alpn_protocols(conf, alpn_tls_key);
+}
+
+int shim_ssl_alpn_tls_key(const mbedtls_ssl_context *ssl) {
+    const char *p = mbedtls_ssl_get_alpn_protocol(ssl);
+    return p != NULL && strcmp(p, alpn_tls_key[0]) == 0;
+}
+
 void shim_conf_kex_modes(mbedtls_ssl_config *conf, int psk) {
     mbedtls_ssl_conf_tls13_key_exchange_modes(conf, MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL |
         (psk ? MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK : MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL));

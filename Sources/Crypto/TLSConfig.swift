@@ -83,9 +83,12 @@ public final class TLSConfig {
     ///   - resume: on a server, accepts the resume credentials these keys open (psk_ke).
     ///   - resumeCredential: on a client, offers the resume credential of this RESUME payload
     ///     (psk_ke), with a full handshake in the same connection if the server does not take it.
+    ///   - tlsKeyHello: offers (client) or accepts (server) the ALPN protocol `agent-tls-key`:
+    ///     the client checks the server's TLS key itself, so the hello's CHALLENGE may go
+    ///     unsigned (`TLSSession.tlsKeyHello`; docs/PROTOCOL.md, section 2).
     public init(side: Side, rng: Rng, certificate: Certificate?, key: PrivateKey?, peerCheck: PeerCheck,
                 maxFragment: MaxFragment = .full, ticketLifetimeSeconds: UInt32? = nil, resume: ResumeKeys? = nil,
-                resumeCredential: [UInt8]? = nil) throws(CryptoError) {
+                resumeCredential: [UInt8]? = nil, tlsKeyHello: Bool = false) throws(CryptoError) {
         self.resume = side == .server ? resume : nil
         offersPSK = side == .client && resumeCredential != nil
         self.side = side
@@ -129,6 +132,8 @@ public final class TLSConfig {
         if maxFragment != .full {
             try check("max fragment", mbedtls_ssl_conf_max_frag_len(conf, maxFragment.code))
         }
+        // Before the resume credentials: their config is a copy of this one.
+        if tlsKeyHello { try check("alpn", shim_conf_alpn_tls_key(conf)) }
         // Forward secrecy wherever a PSK is used (psk_dhe_ke), except for resume
         // credentials (psk_ke): a resumed tunnel's ECDHE would cost the relay what it saves.
         if let r = self.resume {

@@ -358,6 +358,10 @@ public final class TLSSession {
         config.offersPSK && status == .open && !sawPeerCertificate && mbedtls_ssl_get_peer_cert(ssl) == nil
     }
 
+    /// Both sides agreed on ALPN `agent-tls-key` (`TLSConfig(tlsKeyHello:)`): the client
+    /// checks this server's TLS key against the relay key of the hello.
+    public var tlsKeyHello: Bool { status == .open && shim_ssl_alpn_tls_key(ssl) != 0 }
+
     /// mbedTLS's verification flags for the peer's certificate (0 = chain valid).
     public var verifyResult: UInt32 { mbedtls_ssl_get_verify_result(ssl) }
 

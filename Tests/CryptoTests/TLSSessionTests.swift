@@ -295,6 +295,25 @@ import Wire
         #expect(client.peerPublicKeyDER != nil)
     }
 
+    /// ALPN `agent-tls-key` is agreed only when the client offers it and the server accepts
+    /// it; a server that does not know it (an older relay) ignores the offer.
+    @Test(arguments: [(true, true), (true, false), (false, true), (false, false)])
+    func tlsKeyHelloNeedsBothSides(clientOffers: Bool, serverAccepts: Bool) throws {
+        let rng = try Rng()
+        let client = try TLSSession(config: TLSConfig(side: .client, rng: rng, certificate: nil, key: nil,
+                                                      peerCheck: .afterHandshake(trusted: nil), tlsKeyHello: clientOffers))
+        let id = try Party(rng: rng)
+        let server = try TLSSession(config: TLSConfig(side: .server, rng: rng, certificate: id.cert, key: id.key,
+                                                      peerCheck: .none, tlsKeyHello: serverAccepts))
+        #expect(!client.tlsKeyHello && !server.tlsKeyHello)  // not before the handshake
+        var pump = Pump()
+        let (cp, sp) = Self.handshake(client, server, pump: &pump)
+        #expect(cp == .done && sp == .done)
+        #expect(client.tlsKeyHello == (clientOffers && serverAccepts))
+        #expect(server.tlsKeyHello == (clientOffers && serverAccepts))
+        #expect(client.peerPublicKeyDER == id.key.publicKeyDER())
+    }
+
     @Test func requiredWithTheRightCASucceeds() throws {
         let rng = try Rng()
         let ca = try CA("Relay CA", rng: rng)

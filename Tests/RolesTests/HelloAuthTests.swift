@@ -20,9 +20,11 @@ import Wire
 
         var pin: [UInt8] { Digest.sha256(relay.publicKeyDER()) }
 
-        func answer(_ payload: [UInt8]) -> Result<[UInt8], HelloAuth.Refusal> {
-            HelloAuth.answer(challenge: payload, pinDigest: pin, tlsPeerKey: nil, identity: agent,
-                             certificates: [cert.leafDER], role: .reverse, token: [], hostnames: [], rng: rng)
+        func answer(_ payload: [UInt8], tlsPeerKey: [UInt8]? = nil, tlsKeyHello: Bool = false)
+            -> Result<[UInt8], HelloAuth.Refusal> {
+            HelloAuth.answer(challenge: payload, pinDigest: pin, tlsPeerKey: tlsPeerKey, identity: agent,
+                             certificates: [cert.leafDER], role: .reverse, token: [], hostnames: [], rng: rng,
+                             tlsKeyHello: tlsKeyHello)
         }
     }
 
@@ -87,5 +89,42 @@ import Wire
         let sig = try f.relay.sign(Array("agent relay challenge v1".utf8) + nonce, rng: f.rng)
         let c = ChallengeMessage(versionMin: 1, versionMax: 1, nonce: nonce, relayKey: f.relay.publicKeyDER(), signature: sig)
         #expect(f.answer(c.encode()) == .failure(.relayTooOld))
+    }
+
+    /// ALPN `agent-tls-key` (TLS ends at the relay, the agent checks its TLS key): the relay
+    /// sends CHALLENGE unsigned, and the agent takes it only with the relay's own TLS key.
+    @Test func anUnsignedChallengeIsTakenOnlyOnTheRelaysOwnTLSKey() throws {
+        let f = try Fixture()
+        let (payload, nonce) = try HelloAuth.challenge(relayKey: f.relay, rng: f.rng, tlsKey: true)
+        let c = try Self.decode(payload)
+        #expect(c.signature.isEmpty)
+        #expect(c.versionMin == WireProtocol.minVersion && c.versionMax == WireProtocol.version)
+        let tlsKey = f.relay.publicKeyDER()
+        guard case .success(let auth) = f.answer(payload, tlsPeerKey: tlsKey, tlsKeyHello: true) else {
+            Issue.record("an unsigned challenge on the relay's own TLS key was refused")
+            return
+        }
+        // The AUTH is still signed, over the nonce and the pin.
+        guard case .success(let v) = HelloAuth.verify(auth, nonce: nonce, relayPinDigest: f.pin) else {
+            Issue.record("the relay refused the answer")
+            return
+        }
+        #expect(v.id == f.agent.id && !v.resumed)
+        // Without the ALPN agreement, behind a front (no TLS key to compare), or on another
+        // TLS key: refused.
+        #expect(f.answer(payload, tlsPeerKey: tlsKey, tlsKeyHello: false) == .failure(.badRelaySignature))
+        #expect(f.answer(payload, tlsPeerKey: nil, tlsKeyHello: true) == .failure(.badRelaySignature))
+        let other = try PrivateKey.generate(rng: f.rng).publicKeyDER()
+        #expect(f.answer(payload, tlsPeerKey: other, tlsKeyHello: true) == .failure(.keyMismatch))
+    }
+
+    /// A relay that signs anyway is still answered on an `agent-tls-key` session.
+    @Test func aSignedChallengeIsTakenOnATLSKeySessionToo() throws {
+        let f = try Fixture()
+        let (payload, _) = try HelloAuth.challenge(relayKey: f.relay, rng: f.rng)
+        guard case .success = f.answer(payload, tlsPeerKey: f.relay.publicKeyDER(), tlsKeyHello: true) else {
+            Issue.record("a signed challenge was refused")
+            return
+        }
     }
 }

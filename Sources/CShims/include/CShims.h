@@ -186,6 +186,9 @@ int shim_resume_open(struct shim_resume *r, const unsigned char *identity, size_
 /* A config's TLS 1.3 key exchange modes: ECDHE, and PSK with ECDHE (psk 0) or
  * plain PSK (psk 1: resume credentials only). */
 void shim_conf_kex_modes(mbedtls_ssl_config *conf, int psk);
+/* ALPN "agent-tls-key": offer (client) or accept (server) it; whether a session negotiated it. */
+int shim_conf_alpn_tls_key(mbedtls_ssl_config *conf);
+int shim_ssl_alpn_tls_key(const mbedtls_ssl_context *ssl);
 /* Client: offers the credential of a RESUME payload (docs/PROTOCOL.md) as its external
  * PSK, with key exchange modes psk_ke and ECDHE. 0, or an mbedTLS error (malformed). */
 int shim_conf_resume_psk(mbedtls_ssl_config *conf, const unsigned char *msg, size_t len);

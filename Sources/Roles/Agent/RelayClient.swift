@@ -151,7 +151,10 @@ public final class RelayClient {
         let check: TLSConfig.PeerCheck
         if let ca = settings.ca { check = .required(trusted: ca) } else { check = .afterHandshake(trusted: nil) }
         peerCheck = check
-        tlsConfig = try TLSConfig(side: .client, rng: rng, certificate: nil, key: nil, peerCheck: check)
+        // Without a CA, TLS ends at the relay and its key is checked against the hello's:
+        // the relay's CHALLENGE then needs no signature (ALPN agent-tls-key).
+        tlsConfig = try TLSConfig(side: .client, rng: rng, certificate: nil, key: nil, peerCheck: check,
+                                  tlsKeyHello: settings.ca == nil)
         backoff = Backoff(firstMs: Limits.reconnectFirstMs, capMs: settings.reconnectMaxMs)
         phase = .waiting(until: now)
     }
@@ -364,7 +367,7 @@ public final class RelayClient {
                 let r = HelloAuth.answer(challenge: payload, pinDigest: settings.pin, tlsPeerKey: peerKey,
                                          identity: settings.identity, certificates: settings.certificates,
                                          role: settings.role, token: settings.token, hostnames: settings.hostnames, rng: rng,
-                                         resumed: resumed)
+                                         resumed: resumed, tlsKeyHello: link.tls.tlsKeyHello)
                 switch r {
                 case .success(let auth):
                     if !mux.sendHello(.auth, auth) {
@@ -444,7 +447,7 @@ public final class RelayClient {
         if let c = credential {
             if now < c.expires, settings.relay.upgradePath == nil,
                let rc = try? TLSConfig(side: .client, rng: rng, certificate: nil, key: nil, peerCheck: peerCheck,
-                                       resumeCredential: c.payload) {
+                                       resumeCredential: c.payload, tlsKeyHello: settings.ca == nil) {
                 config = rc
                 offeredCredential = true
             } else {

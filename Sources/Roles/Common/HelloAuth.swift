@@ -65,14 +65,16 @@ public enum HelloAuth {
 
     // MARK: relay side
 
-    /// A fresh CHALLENGE payload and its nonce; unsigned on a `resumed` session.
-    public static func challenge(relayKey: PrivateKey, rng: Rng, resumed: Bool = false) throws(CryptoError)
+    /// A fresh CHALLENGE payload and its nonce; unsigned on a `resumed` session, and on a
+    /// `tlsKey` one (`TLSSession.tlsKeyHello`: the agent checks this relay's TLS key, which
+    /// is `relayKey`, and TLS 1.3's CertificateVerify already proved it for this session).
+    public static func challenge(relayKey: PrivateKey, rng: Rng, resumed: Bool = false, tlsKey: Bool = false) throws(CryptoError)
         -> (payload: [UInt8], nonce: [UInt8]) {
         let nonce = rng.bytes(ChallengeMessage.nonceSize)
         var m = ChallengeMessage(versionMin: resumed ? WireProtocol.resumeVersion : WireProtocol.minVersion,
                                  versionMax: WireProtocol.version, nonce: nonce, relayKey: relayKey.publicKeyDER(), signature: [])
         // The range is signed with the nonce: a man in the middle cannot narrow it.
-        if !resumed { m.signature = try relayKey.sign(m.signedData, rng: rng) }
+        if !resumed && !tlsKey { m.signature = try relayKey.sign(m.signedData, rng: rng) }
         return (m.encode(), nonce)
     }
 
@@ -126,9 +128,15 @@ public enum HelloAuth {
     ///   - resumed: the agent's TLS session was authenticated by its resume credential
     ///     (`TLSSession.resumedWithPSK`): the CHALLENGE's signature is not needed, and the AUTH
     ///     goes unsigned. Never true otherwise: an unsigned CHALLENGE is then refused.
+    ///   - tlsKeyHello: the session negotiated ALPN `agent-tls-key` (`TLSSession.tlsKeyHello`).
+    ///     With `tlsPeerKey` (TLS ends at the relay, whose key must be the one in CHALLENGE)
+    ///     the CHALLENGE's signature is not needed: TLS 1.3's CertificateVerify proved that key
+    ///     over this session's transcript, and CHALLENGE came inside the session. The AUTH is
+    ///     signed as always.
     public static func answer(challenge payload: [UInt8], pinDigest: [UInt8]?, tlsPeerKey: [UInt8]?,
                               identity: PrivateKey, certificates: [[UInt8]], role: AgentRole, token: [UInt8],
-                              hostnames: [String], rng: Rng, resumed: Bool = false) -> Result<[UInt8], Refusal> {
+                              hostnames: [String], rng: Rng, resumed: Bool = false,
+                              tlsKeyHello: Bool = false) -> Result<[UInt8], Refusal> {
         let c: ChallengeMessage
         do throws(WireError) {
             c = try decodeBytes(payload) { (p) throws(WireError) in try ChallengeMessage.decode(p) }
@@ -138,7 +146,8 @@ public enum HelloAuth {
         let relayDigest = Digest.sha256(c.relayKey)
         if let pin = pinDigest, !Digest.constantTimeEqual(pin, relayDigest) { return .failure(.pinMismatch) }
         if let k = tlsPeerKey, k != c.relayKey { return .failure(.keyMismatch) }
-        if !resumed {
+        let provenByTLS = tlsKeyHello && tlsPeerKey != nil  // equal to c.relayKey: checked above
+        if !resumed && !provenByTLS {
             guard !c.signature.isEmpty, let relayKey = try? PublicKey.parse(spki: c.relayKey) else {
                 return .failure(.badRelaySignature)
             }

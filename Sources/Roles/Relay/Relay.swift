@@ -103,7 +103,7 @@ public final class Relay {
         resumeKeys = try ResumeKeyStore(path: config.stateDir + "/resume-keys", now: Clock.wallSeconds())
         do throws(CryptoError) {
             tlsConfig = try TLSConfig(side: .server, rng: rng, certificate: certificate, key: key, peerCheck: .none,
-                                      resume: resumeKeys.sealer)
+                                      resume: resumeKeys.sealer, tlsKeyHello: true)
         } catch {
             throw StartupError("TLS setup: " + error.message)
         }

@@ -134,7 +134,8 @@ extension Relay {
     func startHello(_ c: RelayConn, now: Instant) {
         c.phase = .hello
         do throws(CryptoError) {
-            let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng, resumed: c.resumeClaim != nil)
+            let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng, resumed: c.resumeClaim != nil,
+                                                           tlsKey: c.link.tls.tlsKeyHello)
             c.nonce = nonce
             _ = c.mux.sendHello(.challenge, payload)
         } catch {
