@@ -39,12 +39,16 @@
  *
  * --reconnect: a device that loses the relay comes back with the same key after a backoff of
  * 0.5 s (doubling to 8 s after failed attempts), jittered to 50-100 %, as idle_devices.py does.
- * Its last TLS session (when the relay issued a ticket) is offered on the next attempt.
+ * It offers the resume credential the relay gave it (RESUME, protocol version 2: a TLS 1.3
+ * external PSK, psk_ke; the hello then goes unsigned both ways), as `agent --role reverse`
+ * does; --no-resume: never (every return is a full handshake). A credential the relay does not
+ * take is dropped. With no credential, its last TLS ticket (if any) is offered.
  *
  * Usage:
  *   loadgen --relay 127.0.0.1:PORT --pin sha256:HEX [--count 1000] [--index-base 0] [--seed S]
  *           [--sources N] [--first-source 2] [--concurrency 64] [--per-source 24] [--rate R]
  *           [--hold 300] [--timeout 20] [--reconnect] [--groups P-256] [--tls12] [--keepalive 240]
+ *           [--no-resume]
  *   --keepalive: seconds between a device's own PINGs, announced to the relay after WELCOME
  *     (KEEPALIVE, as `agent --role reverse` does; the relay then does not ping it); 0: announce
  *     nothing and only answer the relay's PINGs (agents before KEEPALIVE);
@@ -91,7 +95,7 @@
 
 static const uint8_t PREAMBLE[8] = {'a', 'g', 'e', 'n', 't', '/', '1', '\n'};
 enum { T_CHALLENGE = 0x01, T_AUTH = 0x02, T_WELCOME = 0x03, T_DENIED = 0x04 };
-enum { T_PING = 0x20, T_PONG = 0x21, T_GOAWAY = 0x22, T_KEEPALIVE = 0x24 };
+enum { T_PING = 0x20, T_PONG = 0x21, T_GOAWAY = 0x22, T_RESUME = 0x23, T_KEEPALIVE = 0x24 };
 enum { ROLE_REVERSE = 1, MAX_PAYLOAD = 16376, HEADER = 8, ID_BYTES = 20 };
 static const char AUTH_LABEL[] = "agent auth v1";                    /* 13 bytes, no NUL */
 static const char CHALLENGE_LABEL[] = "agent relay challenge v2";     /* 24 bytes, no NUL */
@@ -115,7 +119,7 @@ static struct {
     const char *seed;
     int sources, first_source, concurrency, per_source;
     double rate, hold, timeout, keepalive;
-    int reconnect, tls12;
+    int reconnect, tls12, no_resume;
     const char *groups;
     const char *write_registry;
 } opt = {.count = 1000, .seed = "bench", .first_source = 2, .concurrency = 64, .per_source = 24, .hold = 300,
@@ -124,6 +128,7 @@ static struct {
 static struct {
     long connected, failed;          /* first attempts: admitted / not */
     long alive, pings, admissions, resumed, tls_resumed, enrolled, lost, attempts;
+    long credentials;                /* RESUME frames received */
     long id_mismatch;
     double all_back_at, last_loss_at;
 } st;
@@ -389,21 +394,21 @@ static int write_registry(const char *path) {
 enum { S_WAITING, S_QUEUED, S_CONNECTING, S_TLS, S_CHALLENGE, S_WELCOME, S_UP };
 
 /*
- * A credential the relay hands a device for resuming later (RESUME CREDENTIAL). Today the
- * relay issues none; relay-side resumption with a TLS 1.3 external PSK carried in the hello is
- * being added. When it lands: fill this in where the relay hands it out (see RESUME CREDENTIAL
- * (1) in on_frame) and offer it at the next attempt (RESUME CREDENTIAL (2) in start_tls).
+ * The resume credential the relay hands a device after WELCOME (RESUME frame, protocol
+ * version 2; docs/PROTOCOL.md "RESUME"): a TLS 1.3 external PSK and its identity, offered at
+ * the device's next attempt (psk_ke, as `agent --role reverse` does), until it expires or the
+ * relay does not take it. Allocated once per device, kept across attempts.
  */
 struct resume_credential {
-    uint8_t identity[64];
-    uint8_t identity_len;
+    double expires;                /* mono() time */
     uint8_t key[32];
-    uint8_t key_len;
+    uint16_t identity_len;         /* 0: none held */
+    uint8_t identity[256];
 };
 
 struct device {
     int fd;
-    uint8_t state, src, first, want_out;
+    uint8_t state, src, first, want_out, offered;   /* offered: the resume credential, this attempt */
     uint32_t backoff_ms;
     double deadline;               /* handshake timeout or backoff end; 0: none */
     SSL *ssl;
@@ -513,6 +518,8 @@ static void drop(struct device *d, int err) {
     } else {
         pending_all--;
         pending_src[d->src]--;
+        /* A resumed attempt that failed before WELCOME: the next one is full (no loop). */
+        if (d->offered && d->resume) d->resume->identity_len = 0;
         if (d->first) {
             st.failed++;
             errors[err >= 0 ? err : E_INTERNAL]++;
@@ -600,7 +607,8 @@ static int on_challenge(struct device *d, const uint8_t *p, size_t n) {
     int tl = SSL_session_reused(d->ssl) ? -1 : peer_spki(d->ssl, tls, sizeof tls);
     if (tl >= 0) {
         if ((size_t)tl != klen || memcmp(tls, key, klen) != 0) return E_CHALLENGE_KEY;
-    } else if (!relay_key || (int)klen != relay_spki_len || memcmp(relay_spki, key, klen) != 0) {
+        if (relay_spki_len == 0 && klen <= sizeof relay_spki) memcpy(relay_spki, key, klen), relay_spki_len = (int)klen;
+    } else if ((int)klen != relay_spki_len || memcmp(relay_spki, key, klen) != 0) {
         return E_CHALLENGE_KEY;
     }
     if (opt.have_pin) {
@@ -618,9 +626,11 @@ static int on_challenge(struct device *d, const uint8_t *p, size_t n) {
     unsigned alpn_len = 0;
     SSL_get0_alpn_selected(d->ssl, &alpn, &alpn_len);
     int tls_key = tl >= 0 && alpn_len == sizeof ALPN_TLS_KEY - 2 && memcmp(alpn, ALPN_TLS_KEY + 1, alpn_len) == 0;
-    if (!(tls_key && slen == 0) && !verify(key, (int)klen, msg, sizeof msg, sig, slen)) return E_CHALLENGE_SIG;
-    uint8_t version = vmax < 1 ? vmax : 1;
-    if (version < vmin) return E_VERSION;
+    /* A session resumed with the device's credential (psk_ke): the PSK proved the relay. */
+    int resumed = tl < 0;
+    if (!((tls_key || resumed) && slen == 0) && !verify(key, (int)klen, msg, sizeof msg, sig, slen)) return E_CHALLENGE_SIG;
+    uint8_t version = vmax < 2 ? vmax : 2;   /* 2: resume credentials */
+    if (version < vmin || (resumed && version < 2)) return E_VERSION;
 
     /* AUTH: version | role | n=1 | cert u16-len | token u16-len (empty) | m=0 | sig u16-len */
     long index = opt.index_base + (d - dev);
@@ -646,8 +656,8 @@ static int on_challenge(struct device *d, const uint8_t *p, size_t n) {
     SHA256(key, klen, signed_msg + 45);
     SHA256(auth, a, signed_msg + 77);
     uint8_t s[80];
-    int sl = sign(k, signed_msg, sizeof signed_msg, s);
-    if (sl <= 0) {
+    int sl = resumed ? 0 : sign(k, signed_msg, sizeof signed_msg, s);   /* resumed: AUTH unsigned */
+    if (sl < 0 || (sl == 0 && !resumed)) {
         err = E_INTERNAL;
         goto out;
     }
@@ -676,8 +686,6 @@ static int on_frame(struct device *d, uint8_t type, uint32_t stream, const uint8
         if (type != T_WELCOME || stream != 0 || n < ID_BYTES + 1) return E_PROTOCOL;
         if (memcmp(d->nonce, p, ID_BYTES) != 0) st.id_mismatch++;   /* reported: the run is wrong */
         if (p[ID_BYTES]) st.enrolled++;
-        /* RESUME CREDENTIAL (1): when the relay hands a device a resume credential in the
-           hello, store it in d->resume here (allocated once per device, kept across attempts). */
         if (SSL_session_reused(d->ssl)) st.resumed++;
         d->state = S_UP;
         d->deadline = 0;
@@ -702,6 +710,19 @@ static int on_frame(struct device *d, uint8_t type, uint32_t stream, const uint8
             return send_frame(d, T_PONG, 0, p, n) ? -1 : E_CLOSED;
         }
         if (type == T_GOAWAY) return E_CLOSED;
+        if (type == T_RESUME && stream == 0) {
+            /* lifetime u32 (s) | psk[32] | identity u16-len */
+            if (n < 38 || (size_t)be16(p + 36) != n - 38 || n - 38 > sizeof d->resume->identity || n == 38)
+                return E_PROTOCOL;
+            if (!d->resume && !(d->resume = malloc(sizeof *d->resume))) return E_INTERNAL;
+            uint32_t life = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+            d->resume->expires = mono() + life;
+            memcpy(d->resume->key, p + 4, 32);
+            d->resume->identity_len = (uint16_t)(n - 38);
+            memcpy(d->resume->identity, p + 38, n - 38);
+            st.credentials++;
+            return -1;
+        }
         return -1;   /* anything else is ignored, as idle_devices.py does */
     }
     return E_INTERNAL;
@@ -752,6 +773,27 @@ static int on_new_session(SSL *ssl, SSL_SESSION *s) {
     return 1;   /* we keep the reference */
 }
 
+/* OpenSSL asks which PSK to offer: the device's resume credential, as a TLS 1.3 session with
+   ChaCha20-Poly1305 (the relay's only suite; its hash, SHA-256, is the PSK's). */
+static int use_credential(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t *idlen, SSL_SESSION **sess) {
+    (void)md;
+    struct device *d = SSL_get_app_data(ssl);
+    *sess = NULL;
+    if (!d || !d->resume || d->resume->identity_len == 0) return 1;
+    static const unsigned char chacha[2] = {0x13, 0x03};
+    const SSL_CIPHER *c = SSL_CIPHER_find(ssl, chacha);
+    SSL_SESSION *s = SSL_SESSION_new();
+    if (!c || !s || SSL_SESSION_set1_master_key(s, d->resume->key, 32) != 1 || SSL_SESSION_set_cipher(s, c) != 1 ||
+        SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION) != 1) {
+        SSL_SESSION_free(s);
+        return 0;
+    }
+    *id = d->resume->identity;
+    *idlen = d->resume->identity_len;
+    *sess = s;
+    return 1;
+}
+
 static void start_tls(struct device *d) {
     d->ssl = SSL_new(ctx);
     if (!d->ssl) {
@@ -761,12 +803,17 @@ static void start_tls(struct device *d) {
     SSL_set_fd(d->ssl, d->fd);
     SSL_set_app_data(d->ssl, d);
     SSL_set_connect_state(d->ssl);
-    if (d->session && SSL_SESSION_is_resumable(d->session)) SSL_set_session(d->ssl, d->session);
-    /* RESUME CREDENTIAL (2): offer d->resume here when it is set, e.g. with
-       SSL_set_psk_use_session_callback() building an SSL_SESSION from its identity and key
-       (SSL_SESSION_set1_master_key, TLS_AES_128_GCM_SHA256, TLS1_3_VERSION). A resumed
-       session shows the relay's key in no certificate; on_challenge then holds the
-       CHALLENGE's key to the one a full handshake showed (relay_spki). */
+    d->offered = 0;
+    if (d->resume && d->resume->identity_len > 0 && mono() < d->resume->expires && !opt.no_resume) {
+        /* The resume credential (psk_ke, with a key share so a full handshake can follow in the
+           same connection). A resumed session shows no certificate; on_challenge then holds
+           the CHALLENGE's key to the one a full handshake showed (relay_spki). */
+        SSL_set_options(d->ssl, SSL_OP_ALLOW_NO_DHE_KEX);
+        SSL_set_psk_use_session_callback(d->ssl, use_credential);
+        d->offered = 1;
+    } else if (d->session && SSL_SESSION_is_resumable(d->session)) {
+        SSL_set_session(d->ssl, d->session);
+    }
     d->state = S_TLS;
 }
 
@@ -796,6 +843,7 @@ static void drive(struct device *d, uint32_t events) {
         if (SSL_session_reused(d->ssl)) {
             st.tls_resumed++;
         } else {
+            if (d->offered && d->resume) d->resume->identity_len = 0;   /* not taken: drop it */
             uint8_t spki[256];
             int n = peer_spki(d->ssl, spki, sizeof spki);
             uint8_t h[32];
@@ -935,9 +983,9 @@ static long rss_kib(void) {
 static long base_rss;   /* before the first connection: (rss - base) / alive is the cost of a device */
 
 static void print_count(void) {
-    printf("alive %ld pings %ld admissions %ld resumed %ld tls_resumed %ld enrolled %ld lost %ld attempts %ld "
+    printf("alive %ld pings %ld admissions %ld resumed %ld tls_resumed %ld credentials %ld enrolled %ld lost %ld attempts %ld "
            "pending %ld id_mismatch %ld all_back_at %.3f last_loss_at %.3f rss_kib %ld base_rss_kib %ld\n",
-           st.alive, st.pings, st.admissions, st.resumed, st.tls_resumed, st.enrolled, st.lost, st.attempts, pending_all,
+           st.alive, st.pings, st.admissions, st.resumed, st.tls_resumed, st.credentials, st.enrolled, st.lost, st.attempts, pending_all,
            st.id_mismatch, st.all_back_at, st.last_loss_at, rss_kib(), base_rss);
     fflush(stdout);
 }
@@ -972,7 +1020,7 @@ static int on_stdin(void) {
 static void usage(void) {
     fputs("usage: loadgen --relay 127.0.0.1:PORT --pin sha256:HEX [--count N] [--index-base I] [--seed S]\n"
           "               [--sources N] [--first-source N] [--concurrency N] [--per-source N] [--rate R]\n"
-          "               [--hold SECONDS] [--timeout SECONDS] [--reconnect] [--groups LIST] [--tls12]\n"
+          "               [--hold SECONDS] [--timeout SECONDS] [--reconnect] [--groups LIST] [--tls12] [--no-resume]\n"
           "       loadgen --write-registry FILE [--count N] [--index-base I] [--seed S]\n", stderr);
     exit(2);
 }
@@ -1007,6 +1055,7 @@ static void parse(int argc, char **argv) {
         else if (ARG("--write-registry")) opt.write_registry = v;
         else if (strcmp(a, "--reconnect") == 0) opt.reconnect = 1;
         else if (strcmp(a, "--tls12") == 0) opt.tls12 = 1;
+        else if (strcmp(a, "--no-resume") == 0) opt.no_resume = 1;
         else usage();
 #undef ARG
     }

@@ -9,7 +9,8 @@ On 127.0.0.1, about half a minute; every process stopped by PID at the end:
   3. A relay restarted with --open-enrollment: 40 devices beyond the registry (indices 300-339)
      are admitted and enrolled by their connection.
   4. kill -9 of the relay with --reconnect devices: all 340 back after its restart, counted as
-     admissions and losses, with all_back_at after the restart.
+     admissions and losses, with all_back_at after the restart; every device got a resume
+     credential (RESUME) and came back over it (the resume keys survive in --state).
   5. TLS session resumption: against `openssl s_server` (which issues TLS 1.3 tickets and speaks
      no hello), reconnecting devices offer their ticket and the server resumes it.
 Exits 0 if every check holds, 1 with the failed checks otherwise.
@@ -109,7 +110,11 @@ def main():
         check(counts[0]["alive"] == 300, "the 300 came back after the first restart (alive %d)" % counts[0]["alive"])
 
         # 4: kill -9 with 340 devices.
-        before = sum(t.count()["admissions"] for t in (t1, t2))
+        c4 = [t.count() for t in (t1, t2)]
+        before = sum(x["admissions"] for x in c4)
+        resumed_before = sum(x["tls_resumed"] for x in c4)
+        check(sum(x["credentials"] for x in c4) >= 340, "every device holds a resume credential (credentials %d)"
+              % sum(x["credentials"] for x in c4))
         rp.kill()
         rp.wait(10)
         restart = time.monotonic()
@@ -121,6 +126,8 @@ def main():
         check(all(restart < x["all_back_at"] <= time.monotonic() for x in counts),
               "all_back_at is after the restart")
         check(sum(x["enrolled"] for x in counts) == 40, "no device enrolled again (known keys)")
+        back_resumed = sum(x["tls_resumed"] for x in counts) - resumed_before
+        check(back_resumed >= 340, "... each over its resume credential (%d resumed TLS sessions)" % back_resumed)
         for t in (t1, t2):
             t.stop()
 

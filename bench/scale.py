@@ -287,7 +287,9 @@ def storm(a, agent, path, tools, total, steps):
         ats = [c.get("all_back_at", 0.0) for c in counts]
         back = max(ats) - t_restart if all(x > t_restart for x in ats) else polled
     returned = sum(int(c["admissions"]) for c in counts) - before
-    r = {"devices": total, "alive": alive, "back_seconds": back, "returned": returned,
+    # The restarted relay's CPU since its start (its start-up included: a few ms) per return.
+    return_cpu_ms = 1000.0 * bench.cpu_ticks(relay.pid) / CLK / returned if returned else None
+    r = {"return_cpu_ms": return_cpu_ms, "devices": total, "alive": alive, "back_seconds": back, "returned": returned,
          "resumed": sum(int(c.get("resumed", 0)) for c in counts),
          "return_rate": returned / back if back else None,
          "attempts": sum(int(c.get("attempts", 0)) for c in counts)}
@@ -346,6 +348,8 @@ def table(runs, idle_seconds):
                                            "{:,}".format(r["storm"]["devices"]))) if "storm" in r else "-")
         row("  returning admissions per second", lambda r: fmt(r["storm"]["return_rate"]) if "storm" in r else "-")
         row("  of them over a resumed TLS session", lambda r: "{:,}".format(r["storm"]["resumed"]) if "storm" in r else "-")
+        row("  relay CPU per returning admission (ms)",
+            lambda r: fmt(r["storm"].get("return_cpu_ms"), "%.2f") if "storm" in r else "-")
         row("  live stream RTT p50 / p99 after (us)", lambda r: ("%s / %s" % (fmt(r["storm"]["rtt_after"][0]),
                                                                   fmt(r["storm"]["rtt_after"][1])))
             if "storm" in r and "rtt_after" in r["storm"] else "-")
