@@ -30,6 +30,12 @@ include packaging/packaging.mk
 host: deps host-mbedtls
 	swift build
 
+# Sources/modules.txt holds: listed modules only, imports declared, the release build's
+# single-module form typechecks (tests/check-modules.sh).
+.PHONY: check-modules
+check-modules: deps host-mbedtls
+	bash tests/check-modules.sh
+
 unit: deps host-mbedtls
 	swift test --disable-xctest 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]'; exit $${PIPESTATUS[0]}
 
@@ -52,6 +58,7 @@ demo: deps build/agent-x86_64
 # Each step's output is also kept in build/test-logs/ and summed up at the end.
 test: deps
 	@rm -rf build/test-logs
+	@bash tests/step.sh modules $(MAKE) --no-print-directory check-modules
 	@bash tests/step.sh unit $(MAKE) --no-print-directory unit
 	$(MAKE) release
 	@bash tests/step.sh chachapoly $(MAKE) --no-print-directory test-chachapoly

@@ -2,9 +2,8 @@
 //
 // agent: one static binary, three roles (relay, reverse, forward).
 //
-// Module dependency direction (checked by the compiler):
-//   agent -> Roles -> {Loop, Mux, E2E, Crypto, Wire};  Mux -> Wire;  E2E -> {Crypto, Wire};
-//   Crypto -> {CShims, Wire};  Loop -> {CShims, Wire}.
+// The modules and their dependencies come from Sources/modules.txt, the one list the
+// release and fuzz builds read too (`make check-modules` holds every module to it).
 // (Wire is the base of plain byte types, with no I/O: Crypto uses its ByteQueue and AgentID,
 // Loop its address text form.)
 // Wire, Mux and E2E never touch a socket, a syscall or the clock.
@@ -14,7 +13,20 @@
 // project's configuration (cross/host.mk): run that once before `swift build`; `make host`
 // and `make unit` do. The static Embedded release builds compile the same Sources through
 // the Makefile (see cross/).
+import Foundation
 import PackageDescription
+
+/// Sources/modules.txt: "Name: Dep Dep ..." per line, in dependency order.
+let modules: [(name: String, deps: [String])] = {
+    let path = Context.packageDirectory + "/Sources/modules.txt"
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { fatalError("cannot read " + path) }
+    return text.split(separator: "\n").compactMap { line in
+        let l = line.trimmingCharacters(in: .whitespaces)
+        guard !l.isEmpty, !l.hasPrefix("#"), let colon = l.firstIndex(of: ":") else { return nil }
+        let deps = l[l.index(after: colon)...].split(separator: " ").map(String.init)
+        return (String(l[..<colon]), deps)
+    }
+}()
 
 let mbed = Context.packageDirectory + "/.build-cross/host/mbedtls"
 // AGENT_MBEDTLS_THREADING: the tests run in parallel threads (cross/mbedtls_config.h).
@@ -39,25 +51,16 @@ let package = Package(
                     + ["mbedtls", "mbedx509", "mbedcrypto", "agentalt"].map { mbed + "/lib/lib\($0).a" }
                     + ["-Xlinker", "--end-group", "-lpthread"]),
             ]),
-        .target(name: "Wire", swiftSettings: swift5),
-        .target(name: "Mux", dependencies: ["Wire"], swiftSettings: swift5),
-        .target(name: "Crypto", dependencies: ["CShims", "Wire"], swiftSettings: swift5),
-        .target(name: "E2E", dependencies: ["Crypto", "Wire"], swiftSettings: swift5),
-        .target(name: "Loop", dependencies: ["CShims", "Wire"], swiftSettings: swift5),
-        .target(
-            name: "Roles", dependencies: ["Loop", "Mux", "E2E", "Crypto", "Wire"],
-            swiftSettings: swift5),
-        .executableTarget(
-            name: "agent", dependencies: ["Roles", "Loop", "Crypto", "Wire"],
-            swiftSettings: swift5 + [.unsafeFlags(["-parse-as-library"])]),
-
-        .testTarget(name: "WireTests", dependencies: ["Wire"], swiftSettings: swift5),
-        .testTarget(name: "MuxTests", dependencies: ["Mux", "Wire"], swiftSettings: swift5),
-        .testTarget(name: "CryptoTests", dependencies: ["Crypto", "CShims"], swiftSettings: swift5),
-        .testTarget(name: "E2ETests", dependencies: ["E2E", "Crypto", "Wire"], swiftSettings: swift5),
-        .testTarget(name: "LoopTests", dependencies: ["Loop", "CShims"], swiftSettings: swift5),
-        .testTarget(
-            name: "RolesTests", dependencies: ["Roles", "Loop", "Mux", "E2E", "Crypto", "Wire"],
-            swiftSettings: swift5),
-    ]
+    ] + modules.map { m -> Target in
+        let d = m.deps.map { Target.Dependency(stringLiteral: $0) }
+        if m.name == "agent" {
+            return .executableTarget(name: m.name, dependencies: d,
+                                     swiftSettings: swift5 + [.unsafeFlags(["-parse-as-library"])])
+        }
+        return .target(name: m.name, dependencies: d, swiftSettings: swift5)
+    } + modules.filter { $0.name != "agent" }.map { m -> Target in
+        // A module's tests may import it and what it imports.
+        .testTarget(name: m.name + "Tests", dependencies: ([m.name] + m.deps).map { Target.Dependency(stringLiteral: $0) },
+                    swiftSettings: swift5)
+    }
 )

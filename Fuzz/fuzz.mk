@@ -25,14 +25,9 @@ FUZZ_MBED        := $(FUZZ_B)/mbedtls
 FUZZ_MBED_LIBS   := $(FUZZ_MBED)/lib/libmbedtls.a $(FUZZ_MBED)/lib/libmbedx509.a $(FUZZ_MBED)/lib/libmbedcrypto.a
 FUZZ_SUPPORT     := $(sort $(wildcard Fuzz/Support/*.swift))
 
-# Swift modules in dependency order (agent, the executable, is not needed).
-FUZZ_MODULES := Wire Mux Crypto E2E Loop Roles
-FUZZ_DEPS_Wire   :=
-FUZZ_DEPS_Mux    := Wire
-FUZZ_DEPS_Crypto := Wire
-FUZZ_DEPS_E2E    := Wire Crypto
-FUZZ_DEPS_Loop   :=
-FUZZ_DEPS_Roles  := Wire Mux Crypto E2E Loop
+# Swift modules in dependency order from Sources/modules.txt (cross/release.mk reads it);
+# agent, the executable, is not needed.
+FUZZ_MODULES := $(filter-out agent,$(SWIFT_MODULES))
 FUZZ_OBJS := $(addprefix $(FUZZ_B)/,$(addsuffix .o,$(FUZZ_MODULES))) $(FUZZ_B)/cshims.o
 
 FUZZ_SWIFTFLAGS = -sanitize=$(FUZZ_SANITIZE) -O -g -parse-as-library -swift-version 5 \
@@ -75,7 +70,7 @@ $(FUZZ_B)/cshims.o: Sources/CShims/shims.c $(wildcard Sources/CShims/include/*) 
 
 # $(call fuzz_module,NAME): one whole-module object and its .swiftmodule.
 define fuzz_module
-$(FUZZ_B)/$(1).o: $$(shell find Sources/$(1) -name '*.swift') $$(addprefix $(FUZZ_B)/,$$(addsuffix .o,$$(FUZZ_DEPS_$(1)))) \
+$(FUZZ_B)/$(1).o: $$(shell find Sources/$(1) -name '*.swift') $$(addprefix $(FUZZ_B)/,$$(addsuffix .o,$$(call module_deps,$(1)))) \
 		$(FUZZ_B)/cshims.o
 	$(FUZZ_SWIFTC) $$(FUZZ_SWIFTFLAGS) -wmo -module-name $(1) -emit-module -emit-module-path $(FUZZ_B)/$(1).swiftmodule \
 	  $$$$(find Sources/$(1) -name '*.swift' | sort) -c -o $$@

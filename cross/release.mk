@@ -8,7 +8,7 @@
 #
 # Each target has its own build folder and clang module cache: a cache shared
 # between targets or configurations silently gives Swift the wrong C struct
-# layouts (notes/embedded-swift.md).
+# layouts (found the hard way: wrong field offsets, no compiler error).
 
 SWIFTC      ?= swiftc
 SWIFT_TC    := $(abspath $(dir $(shell command -v $(SWIFTC)))/..)
@@ -20,8 +20,11 @@ MBED_CONFIG := cross/mbedtls_config.h cross/crypto_config.h cross/build-mbedtls.
 # (no C++, Swift errors are return values, a trap ends the process), and the
 # tables were 22 KB of .eh_frame in the aarch64 binary (mbedTLS's mostly).
 RELEASE_CFLAGS := -fno-asynchronous-unwind-tables -fno-unwind-tables
-# Swift modules in dependency order.
-SWIFT_MODULES := Wire Mux Crypto E2E Loop Roles agent
+# Swift modules in dependency order, and each one's Swift dependencies, from the one list
+# (Sources/modules.txt) that Package.swift and Fuzz/fuzz.mk read too.
+MODULES_FILE  := Sources/modules.txt
+SWIFT_MODULES := $(shell sed -n 's/^\([A-Za-z0-9]*\):.*/\1/p' $(MODULES_FILE))
+module_deps    = $(filter-out CShims,$(shell sed -n 's/^$(1):\(.*\)/\1/p' $(MODULES_FILE)))
 
 # --- per-target settings ----------------------------------------------------
 x86_64_SWIFT_TRIPLE := x86_64-unknown-linux-gnu
