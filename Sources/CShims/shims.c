@@ -351,17 +351,22 @@ void shim_resume_free(struct shim_resume *r) {
 
 /* The hello bound to the TLS key (docs/PROTOCOL.md, section 2): an agent that checks the
  * relay's TLS key against the key in CHALLENGE offers this one ALPN protocol; a relay that
- * terminates the agent's TLS itself accepts it and then sends CHALLENGE unsigned. The
- * list is static: mbedTLS keeps the pointer, not a copy. */
-static const char *alpn_tls_key[] = { "agent-tls-key", NULL };
+ * terminates the agent's TLS itself accepts it and then sends CHALLENGE unsigned. A server
+ * with an ALPN list refuses a client that offers none of it (mbedTLS sends
+ * no_application_protocol), so the relay also takes "http/1.1": curl, browsers and health
+ * checks offer it and still get their 426 answer. The lists are static: mbedTLS keeps the
+ * pointer, not a copy. */
+static const char *alpn_client[] = { "agent-tls-key", NULL };
+static const char *alpn_server[] = { "agent-tls-key", "http/1.1", NULL };
 
 int shim_conf_alpn_tls_key(mbedtls_ssl_config *conf) {
-    return mbedtls_ssl_conf_alpn_protocols(conf, alpn_tls_key);
+    int server = mbedtls_ssl_conf_get_endpoint(conf) == MBEDTLS_SSL_IS_SERVER;
+    return mbedtls_ssl_conf_alpn_protocols(conf, server ? alpn_server : alpn_client);
 }
 
 int shim_ssl_alpn_tls_key(const mbedtls_ssl_context *ssl) {
     const char *p = mbedtls_ssl_get_alpn_protocol(ssl);
-    return p != NULL && strcmp(p, alpn_tls_key[0]) == 0;
+    return p != NULL && strcmp(p, alpn_client[0]) == 0;
 }
 
 void shim_conf_kex_modes(mbedtls_ssl_config *conf, int psk) {
