@@ -49,11 +49,12 @@ public enum E2EFailure: Error, Equatable {
         }
     }
 
-    /// A word for logs (`reason=...`).
+    /// How logs name it, on both sides (`stream_failed ... error=...`): one word, with the
+    /// detail that helps in brackets (mbedTLS's code, the key the device presented).
     public var text: String {
         switch self {
-        case .handshake: return "tls_error"
-        case .deviceMismatch: return "device_mismatch"
+        case .handshake(let e): return "tls_error(mbedtls=-0x" + String(-Int(e), radix: 16) + ")"
+        case .deviceMismatch(let p): return "device_mismatch(presented=" + (p?.text ?? "none") + ")"
         case .unauthorized: return "unauthorized"
         case .protocolError: return "protocol_error"
         case .timeout: return "timeout"

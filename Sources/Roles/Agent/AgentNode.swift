@@ -215,10 +215,9 @@ public class AgentNode: LoopDriver {
             raws.removeAll()
             if wasUp {
                 Log.warn("tunnel_down", "role=" + roleName + " streams_lost=" + String(lost) + " reason=" + Log.quote(reason))
-            } else if downLog.allow(now: now) {
-                let sup = downLog.takeSuppressed()
-                Log.warn("relay_unreachable", "relay=" + client.settings.relay.text + " reason=" + Log.quote(reason)
-                         + (sup > 0 ? " suppressed=" + String(sup) : ""))
+            } else {
+                downLog.log(.warn, "relay_unreachable", "relay=" + client.settings.relay.text + " reason=" + Log.quote(reason),
+                            now: now)
             }
         }
     }

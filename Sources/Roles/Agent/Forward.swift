@@ -81,11 +81,7 @@ public final class Forward: AgentNode {
 
     func accept(_ fd: Int32, _ peer: SocketAddress, _ m: ForwardMapping, now: Instant) {
         guard let mux = client.mux else {
-            if notConnectedLog.allow(now: now) {
-                let sup = notConnectedLog.takeSuppressed()
-                Log.warn("client_refused", "client=" + peer.text + " reason=relay_not_connected"
-                         + (sup > 0 ? " suppressed=" + String(sup) : ""))
-            }
+            notConnectedLog.log(.warn, "client_refused", "client=" + peer.text + " reason=relay_not_connected", now: now)
             Socket.close(fd)
             return
         }
@@ -119,7 +115,7 @@ public final class Forward: AgentNode {
             Log.warn("stream_refused", what + " reason=" + reason.text)
             drop(s.streamID, mux: mux, reason: .closed, abort: false)
         case .failed(let f):
-            Log.warn("stream_failed", what + " error=" + E2ELog.text(f))
+            Log.warn("stream_failed", what + " error=" + f.text)
             drop(s.streamID, mux: mux, reason: .closed, abort: s.established)
         case .targetRequested, .none:
             break

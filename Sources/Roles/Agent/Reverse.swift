@@ -157,14 +157,11 @@ public final class Reverse: AgentNode {
             switch f {
             case .unauthorized(let id):
                 // The forward is told nothing; the reason stays in our log.
-                if refusalLog.allow(now: now) {
-                    let sup = refusalLog.takeSuppressed()
-                    Log.warn("stream_unauthorized", "stream=" + String(s.streamID) + " forward=" + (id?.text ?? "no_certificate")
-                             + (sup > 0 ? " suppressed=" + String(sup) : ""))
-                }
+                refusalLog.log(.warn, "stream_unauthorized",
+                               "stream=" + String(s.streamID) + " forward=" + (id?.text ?? "no_certificate"), now: now)
                 drop(s.streamID, mux: mux, reason: .unspecified, abort: true)
             default:
-                refusalLog.log(.info, "stream_failed", "stream=" + String(s.streamID) + " " + who + " error=" + E2ELog.text(f),
+                refusalLog.log(.info, "stream_failed", "stream=" + String(s.streamID) + " " + who + " error=" + f.text,
                                now: now)
                 drop(s.streamID, mux: mux, reason: .closed, abort: true)
             }
@@ -179,11 +176,8 @@ public final class Reverse: AgentNode {
         s.closeLocal()
         s.connectDeadline = nil
         s.lingerDeadline = now.adding(ms: Limits.targetConnectTimeoutMs)
-        if refusalLog.allow(now: now) {
-            let sup = refusalLog.takeSuppressed()
-            Log.warn("target_refused", "stream=" + String(s.streamID) + " target=" + (s.target?.text ?? "-") + " reason="
-                     + reason.text + " " + detail + (sup > 0 ? " suppressed=" + String(sup) : ""))
-        }
+        refusalLog.log(.warn, "target_refused", "stream=" + String(s.streamID) + " target=" + (s.target?.text ?? "-")
+                       + " reason=" + reason.text + " " + detail, now: now)
     }
 
     func startConnect(_ s: Splice, _ target: HostPort, who: String, now: Instant) {
@@ -293,20 +287,6 @@ public final class Reverse: AgentNode {
             }
         case .failure(let e):
             Log.error("reload_failed", "error=" + Log.quote(e.message) + " kept=previous")
-        }
-    }
-}
-
-/// Log names of end-to-end failures.
-enum E2ELog {
-    static func text(_ f: E2EFailure) -> String {
-        switch f {
-        case .handshake(let e): return "handshake_failed(mbedtls=-0x" + String(-Int(e), radix: 16) + ")"
-        case .deviceMismatch(let p): return "device_mismatch(presented=" + (p?.text ?? "none") + ")"
-        case .unauthorized: return "unauthorized"
-        case .protocolError: return "protocol_error"
-        case .timeout: return "timeout"
-        case .truncated: return "truncated"
         }
     }
 }
