@@ -53,8 +53,8 @@ final class RelayConn {
         didSet { if dirty && !oldValue { work.items.append(self) } }
     }
     let work: WorkQueue
-    /// Its socket's registration with the relay's epoll.
-    var reg = Registration()
+    /// Driven this turn (in `RelayCore.touched`): its poller interest may have changed.
+    var touched = false
     /// The deadline it has in the relay's timer heap (ms), if any.
     var timerAt: Int64? = nil
     var closeReason: String? = nil

@@ -5,40 +5,43 @@ import Wire
 
 /// An accepted connection's way to a tunnel: TLS, the preamble (raw or HTTP Upgrade),
 /// the hello; refusals and their log lines.
-extension Relay {
-    func acceptAll(now: Instant) {
-        var n = 0
-        while n < Limits.relayAcceptPerTurn, acceptRate.tokens(now: now) > 0, let (fd, peer) = Socket.accept(listener) {
-            n += 1
-            _ = acceptRate.take(now: now)
-            if conns.count >= maxTunnels || drainDeadline != nil {
-                drop(fd, peer, drainDeadline != nil ? "draining" : "tunnel_limit", now: now)
-                continue
-            }
-            let ticket: Gate.Ticket
-            switch pending.enter(SourceKey(source: peer)) {
-            case .success(let t): ticket = t
-            case .failure(.full):
-                drop(fd, peer, "pending_limit", now: now)
-                continue
-            case .failure(.sourceShare):
-                drop(fd, peer, "pending_per_source", now: now)
-                continue
-            }
-            Socket.setNotSentLowWater(fd, Limits.tunnelNotSentLowWater)
-            let tls: TLSSession
-            do throws(CryptoError) { tls = try TLSSession(config: tlsConfig, cache: blocks) } catch {
-                Socket.close(fd)
-                continue
-            }
-            let serial = nextSerial
-            nextSerial += 1
-            let mux = Mux(side: .relay, limits: muxLimits, pool: pool, now: now, cache: blocks)
-            let c = RelayConn(serial: serial, link: TLSLink(fd: fd, tls: tls), peer: peer, mux: mux, pendingTicket: ticket,
-                              work: work, now: now)
-            conns[serial] = c
-            Log.debug("connection_accepted", "peer=" + peer.text)
+extension RelayCore {
+    /// Whether a connection may be taken from the listener now (the accept rate).
+    func mayAccept(now: Instant) -> Bool { acceptRate.tokens(now: now) > 0 }
+
+    /// A connection accepted on the agent listener: a tunnel in its TLS phase, queued
+    /// for this turn; or nil, the stream closed, when a limit drops it (tunnels,
+    /// pending handshakes in all and per source, draining).
+    @discardableResult
+    func accept(_ stream: ByteStream, peer: SocketAddress, now: Instant) -> RelayConn? {
+        _ = acceptRate.take(now: now)
+        if conns.count >= maxTunnels || drainDeadline != nil {
+            drop(stream, peer, drainDeadline != nil ? "draining" : "tunnel_limit", now: now)
+            return nil
         }
+        let ticket: Gate.Ticket
+        switch pending.enter(SourceKey(source: peer)) {
+        case .success(let t): ticket = t
+        case .failure(.full):
+            drop(stream, peer, "pending_limit", now: now)
+            return nil
+        case .failure(.sourceShare):
+            drop(stream, peer, "pending_per_source", now: now)
+            return nil
+        }
+        let tls: TLSSession
+        do throws(CryptoError) { tls = try TLSSession(config: tlsConfig, cache: blocks) } catch {
+            stream.close(abort: false)
+            return nil
+        }
+        let serial = nextSerial
+        nextSerial += 1
+        let mux = Mux(side: .relay, limits: muxLimits, pool: pool, now: now, cache: blocks)
+        let c = RelayConn(serial: serial, link: TLSLink(stream: stream, tls: tls), peer: peer, mux: mux, pendingTicket: ticket,
+                          work: work, now: now)
+        conns[serial] = c
+        Log.debug("connection_accepted", "peer=" + peer.text)
+        return c
     }
 
     func drive(_ c: RelayConn, now: Instant) {
@@ -149,8 +152,8 @@ extension Relay {
     }
 
     /// Closes a connection refused at a limit; counted, and logged at a bounded rate.
-    func drop(_ fd: Int32, _ peer: SocketAddress, _ reason: String, now: Instant) {
-        Socket.close(fd)
+    func drop(_ stream: ByteStream, _ peer: SocketAddress, _ reason: String, now: Instant) {
+        stream.close(abort: false)
         RelayStats.bump(&stats.drops, reason)
         dropLog.log(.warn, "connection_dropped", "peer=" + peer.text + " reason=" + reason, now: now)
     }

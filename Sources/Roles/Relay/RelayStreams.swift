@@ -5,7 +5,7 @@ import Wire
 
 /// Tunnels that passed the hello: their mux events, a forward's opens joined to a
 /// device's stream, bytes moved between the joined legs.
-extension Relay {
+extension RelayCore {
     func moveJoin(_ j: Join) {
         if j.move() {
             j.fwd.dirty = true
