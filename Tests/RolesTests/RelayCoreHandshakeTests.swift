@@ -1,0 +1,116 @@
+import Crypto
+import Loop
+import Mux
+@testable import Roles
+import Testing
+import Wire
+
+/// The relay core's phase machine in memory: TLS -> preamble -> hello -> ready, and the
+/// admission decision applied (RelayHandshake.swift, RelayAdmission.swift).
+@Suite struct RelayCoreHandshakeTests {
+    @Test func anEnrolledKeyIsAdmitted() throws {
+        let w = World(try RelayFixture())
+        let dev = try TestAgent(.reverse, relay: w.relay, now: w.now)
+        try w.relay.enroll(dev)
+        let c = try #require(w.admit(dev))
+        #expect(dev.phase == .ready)
+        #expect(c.phase == .ready)
+        #expect(c.id == dev.id)
+        #expect(c.role == .reverse)
+        #expect(w.core.online[dev.id] === c)
+        #expect(w.core.stats.admitted == 1)
+        #expect(w.core.pending.count == 0)  // the pending place was given back
+        let snap = w.core.snapshot()
+        #expect(snap.reverseTunnels == 1 && snap.forwardTunnels == 0 && snap.pendingHandshakes == 0)
+    }
+
+    @Test func anUnknownKeyIsDeniedAndToldNothingMore() throws {
+        let w = World(try RelayFixture())
+        let stranger = try TestAgent(.reverse, relay: w.relay, now: w.now)
+        let c = try #require(w.admit(stranger))
+        #expect(stranger.phase == .denied)
+        #expect(c.id == nil)
+        #expect(w.core.online[stranger.id] == nil)
+        #expect(w.core.stats.count(w.core.stats.handshakeFailures, "not_enrolled") == 1)
+        #expect(w.core.registry.entry(stranger.id) == nil)
+        // Closed once DENIED is flushed (the closing phase's deadline at the latest).
+        w.advance(ms: 2_500)
+        #expect(stranger.relayEnd.isClosed)
+        #expect(w.core.conns.isEmpty)
+        #expect(w.core.pending.count == 0)
+    }
+
+    @Test func openEnrollmentRegistersANewKey() throws {
+        let w = World(try RelayFixture(openEnrollment: true))
+        let dev = try TestAgent(.reverse, relay: w.relay, hostnames: ["dev1.example.com"], now: w.now)
+        w.admit(dev)
+        #expect(dev.phase == .ready)
+        let e = try #require(w.core.registry.entry(dev.id))
+        #expect(e.role == .reverse)
+        #expect(e.hostnames == ["dev1.example.com"])
+        #expect(w.core.registry.owner(ofHostname: "DEV1.example.com") == dev.id)
+    }
+
+    @Test func aKeyEnrolledAsADeviceIsNotAdmittedAsAForward() throws {
+        let w = World(try RelayFixture())
+        let dev = try TestAgent(.reverse, relay: w.relay, now: w.now)
+        try w.relay.enroll(dev)
+        let same = try TestAgent(.forward, relay: w.relay, key: dev.key, now: w.now)
+        w.admit(same)
+        #expect(same.phase == .denied)
+        #expect(w.core.stats.count(w.core.stats.handshakeFailures, "role_mismatch") == 1)
+    }
+
+    @Test func garbageInsteadOfTLSClosesTheConnection() throws {
+        let w = World(try RelayFixture())
+        let (mine, theirs) = PipeEnd.pair()
+        let c = try #require(w.core.accept(theirs, peer: SocketAddress.numeric("192.0.2.1", port: 1)!, now: w.now))
+        _ = mine
+        theirs.inbox = Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        w.settle()
+        #expect(c.link.isClosed)
+        #expect(w.core.conns.isEmpty)
+        #expect(w.core.pending.count == 0)
+    }
+
+    @Test func aSilentConnectionTimesOutInTLS() throws {
+        let w = World(try RelayFixture())
+        let (_, theirs) = PipeEnd.pair()
+        let c = try #require(w.core.accept(theirs, peer: SocketAddress.numeric("192.0.2.1", port: 1)!, now: w.now))
+        w.settle()
+        #expect(!c.link.isClosed)
+        w.advance(ms: Limits.relayHandshakeTimeoutMs - 1)
+        #expect(!c.link.isClosed)
+        w.advance(ms: 1)
+        #expect(c.link.isClosed)
+        #expect(w.core.stats.count(w.core.stats.handshakeFailures, "handshake_timeout") == 1)
+    }
+
+    @Test func aHealthCheckGets426AfterTLS() throws {
+        let w = World(try RelayFixture())
+        let a = try TestAgent(.reverse, relay: w.relay, now: w.now)
+        let c = try #require(w.connect(a))
+        // TLS by hand, then an HTTP request that is no Upgrade.
+        for _ in 0..<20 {
+            a.link.receive()
+            if a.link.tls.handshake() == .done { break }
+            a.link.flush()
+            w.core.connReady(c.serial, read: true, write: true)
+            w.core.turn(now: w.now, wallSeconds: w.wall)
+        }
+        #expect(a.link.tls.isOpen)
+        _ = a.link.tls.write(Array("GET /health HTTP/1.1\r\nHost: relay\r\n\r\n".utf8))
+        a.link.flush()
+        w.core.connReady(c.serial, read: true, write: true)
+        w.core.turn(now: w.now, wallSeconds: w.wall)
+        a.link.receive()
+        var buf = [UInt8](repeating: 0, count: 512)
+        let r = buf.withUnsafeMutableBytes { a.link.tls.read(into: $0) }
+        guard case .bytes(let n) = r else {
+            Issue.record("no answer: \(r)")
+            return
+        }
+        #expect(String(decoding: buf[0..<n], as: UTF8.self).hasPrefix("HTTP/1.1 426"))
+        #expect(c.phase == .closing)
+    }
+}
