@@ -14,7 +14,7 @@ import Wire
         try w.relay.enroll(dev)
         let c = try #require(w.admit(dev))
         #expect(dev.phase == .ready)
-        #expect(c.phase == .ready)
+        #expect(c.phase.isReady)
         #expect(c.id == dev.id)
         #expect(c.role == .reverse)
         #expect(w.core.online[dev.id] === c)
@@ -111,6 +111,26 @@ import Wire
             return
         }
         #expect(String(decoding: buf[0..<n], as: UTF8.self).hasPrefix("HTTP/1.1 426"))
-        #expect(c.phase == .closing)
+        #expect(c.phase.isClosing)
+    }
+
+    /// TLS, preamble and hello share the deadline set at accept: a hello that stalls is
+    /// closed at it, not later.
+    @Test func aStalledHelloTimesOutAtTheHandshakeDeadline() throws {
+        let w = World(try RelayFixture())
+        let a = try TestAgent(.reverse, relay: w.relay, now: w.now)
+        try w.relay.enroll(a)
+        a.answersChallenge = false
+        let c = try #require(w.connect(a))
+        w.settle()
+        #expect(a.phase == .hello)
+        #expect(c.phase.isHello)
+        #expect(w.core.pending.count == 1)
+        w.advance(ms: Limits.relayHandshakeTimeoutMs - 1)
+        #expect(!c.link.isClosed)
+        w.advance(ms: 1)
+        #expect(c.link.isClosed)
+        #expect(w.core.pending.count == 0)
+        #expect(w.core.stats.count(w.core.stats.handshakeFailures, "handshake_timeout") == 1)
     }
 }

@@ -123,7 +123,8 @@ final class TestAgent {
     let mux: Mux
     let pool = BufferPool(bufferSize: 64 * 1024, limit: 64)
     var phase = Phase.tls
-    var preambleSent = false
+    /// False: the agent never answers the CHALLENGE (a hello that stalls).
+    var answersChallenge = true
     /// Mux events after the hello (OPEN, ACCEPT, DATA...), for the test to look at.
     var events: [MuxEvent] = []
     var peer: SocketAddress
@@ -190,6 +191,8 @@ final class TestAgent {
         while phase == .hello, let ev = mux.poll(now: now) {
             moved = true
             switch ev {
+            case .hello(.challenge, _) where !answersChallenge:
+                break
             case .hello(.challenge, let payload):
                 let r = HelloAuth.answer(challenge: payload, pinDigest: pinDigest, tlsPeerKey: nil, identity: key,
                                          certificates: [cert.leafDER], role: role, token: [], hostnames: hostnames,

@@ -109,7 +109,7 @@ struct RelaySnapshot {
 extension RelayCore {
     func snapshot() -> RelaySnapshot {
         var s = RelaySnapshot(stats: stats)
-        for (_, c) in conns where c.phase == .ready {
+        for (_, c) in conns where c.phase.isReady {
             if c.role == .reverse { s.reverseTunnels += 1 } else { s.forwardTunnels += 1; s.streams += c.joins.count }
             s.streams += c.sniStreams.count
         }

@@ -6,8 +6,8 @@ import Wire
 /// The hello's AUTH checked, and the admission decision (Admission.swift) applied:
 /// the per-key and enrollment-rate limits, the registry write, the tunnel marked up.
 extension RelayCore {
-    func handleAuth(_ c: RelayConn, _ payload: [UInt8], now: Instant) {
-        switch HelloAuth.verify(payload, nonce: c.nonce, relayPinDigest: pinDigest, resumed: c.resumeClaim) {
+    func handleAuth(_ c: RelayConn, _ payload: [UInt8], nonce: [UInt8], resumed: ResumeClaim?, now: Instant) {
+        switch HelloAuth.verify(payload, nonce: nonce, relayPinDigest: pinDigest, resumed: resumed) {
         case .failure(let r):
             deny(c, reason: r.text, now: now)
         case .success(let v):
@@ -51,7 +51,6 @@ extension RelayCore {
         c.role = m.role
         c.hostnames = m.hostnames.map { Registry.canonicalHostname($0) }
         c.phase = .ready
-        c.deadline = nil
         stats.admitted += 1
         if v.resumed { stats.admittedResumed += 1 }
         _ = c.mux.sendHello(.welcome, WelcomeMessage(id: v.id, newlyEnrolled: enrolled).encode())

@@ -166,7 +166,7 @@ final class RelayCore {
             let batch = work.items
             work.items.removeAll(keepingCapacity: true)
             for c in batch {
-                if c.phase == .tls && !c.link.tls.inbound.isEmpty {
+                if c.phase.isTLS && !c.link.tls.inbound.isEmpty {
                     if handshakes >= Limits.relayHandshakesPerTurn {
                         deferred.append(c)
                         continue
@@ -216,7 +216,7 @@ final class RelayCore {
             c.mux.park()
         }
         var next = c.deadline?.ms
-        if c.phase == .ready, let m = c.mux.nextDeadline?.ms, next == nil || m < next! { next = m }
+        if c.phase.isReady, let m = c.mux.nextDeadline?.ms, next == nil || m < next! { next = m }
         if let n = next, c.timerAt == nil || n < c.timerAt! {
             timers.schedule(c.serial, at: n)
             c.timerAt = n

@@ -30,14 +30,14 @@ extension RelayCore {
             c.share = nil
             keyShares.tidy(id)
         }
-        if c.phase == .ready {
+        if c.phase.isReady {
             c.link.tls.sendCloseNotify()
             c.link.flush()
             tunnelLog.log(.info, "tunnel_down", c.label + " reason=" + Log.quote(reason ?? "closed"), now: now)
         }
         c.link.close()
         retired.append(c)
-        c.phase = .closing
+        c.phase = .closing(deadline: now)
     }
 
     // MARK: - Drain
@@ -45,7 +45,7 @@ extension RelayCore {
     func startDrain(now: Instant) {
         drainDeadline = now.adding(ms: drainTimeoutMs)
         for (_, c) in conns {
-            if c.phase == .ready {
+            if c.phase.isReady {
                 c.mux.goaway(.goingAway, retryAfterMs: RelayConfig.goawayRetryAfterMs)
                 c.dirty = true
             } else {

@@ -46,11 +46,10 @@ extension RelayCore {
 
     func drive(_ c: RelayConn, now: Instant) {
         switch c.phase {
-        case .tls:
+        case .tls(let deadline):
             switch c.link.tls.handshake() {
             case .done:
-                c.resumeClaim = c.link.tls.resumeClaim
-                c.phase = .preamble
+                c.phase = .preamble(deadline: deadline, resumed: c.link.tls.resumeClaim)
                 drive(c, now: now)
                 return
             case .failed(let e):
@@ -61,29 +60,28 @@ extension RelayCore {
                 c.link.flush()
             }
             if c.link.socketEOF || c.link.socketError != nil { close(c, reason: nil, now: now); return }
-            if let d = c.deadline, now >= d {
+            if now >= deadline {
                 logFailure(c, "handshake_timeout", "phase=tls", now: now)
                 close(c, reason: nil, now: now)
             }
-        case .preamble:
+        case .preamble(let deadline, let resumed):
             let inputOK = TunnelPipe.pullInput(c.link.tls, c.mux)
             switch Preamble.classify(c.mux.rx.readable) {
             case .raw(let n):
                 c.mux.rx.consume(n)
-                startHello(c, now: now)
+                startHello(c, resumed: resumed, deadline: deadline, now: now)
             case .http(let n, let upgrade):
                 c.mux.rx.consume(n)
                 if upgrade {
                     c.upgraded = true
                     _ = c.link.tls.write(Preamble.switching)
-                    startHello(c, now: now)
+                    startHello(c, resumed: resumed, deadline: deadline, now: now)
                 } else {
                     // A health check or a browser: say what this port speaks, then close.
                     _ = c.link.tls.write(Preamble.upgradeRequired)
                     c.link.tls.sendCloseNotify()
                     c.link.flush()
-                    c.phase = .closing
-                    c.deadline = now.adding(ms: 2_000)
+                    c.phase = .closing(deadline: now.adding(ms: 2_000))
                 }
             case .garbage:
                 logFailure(c, "preamble_failed", "error=not_an_agent", now: now)
@@ -91,17 +89,17 @@ extension RelayCore {
             case .needMore:
                 if !inputOK || c.link.socketEOF || c.link.socketError != nil {
                     close(c, reason: nil, now: now)
-                } else if let d = c.deadline, now >= d {
+                } else if now >= deadline {
                     logFailure(c, "handshake_timeout", "phase=preamble", now: now)
                     close(c, reason: nil, now: now)
                 }
             }
-        case .hello:
+        case .hello(let nonce, let resumed, let deadline):
             if !TunnelPipe.pullInput(c.link.tls, c.mux) { close(c, reason: nil, now: now); return }
-            while c.phase == .hello, let ev = c.mux.poll(now: now) {
+            while c.phase.isHello, let ev = c.mux.poll(now: now) {
                 switch ev {
                 case .hello(.auth, let payload):
-                    handleAuth(c, payload, now: now)
+                    handleAuth(c, payload, nonce: nonce, resumed: resumed, now: now)
                 case .failed(let f):
                     logFailure(c, "hello_failed", "error=" + f.text, now: now)
                     close(c, reason: nil, now: now)
@@ -114,31 +112,30 @@ extension RelayCore {
             }
             if c.link.isClosed { return }
             if !TunnelPipe.pushOutput(c.link, c.mux) { close(c, reason: nil, now: now); return }
-            if c.phase == .hello {
+            if c.phase.isHello {
                 if c.link.socketEOF { close(c, reason: nil, now: now); return }
-                if let d = c.deadline, now >= d {
+                if now >= deadline {
                     logFailure(c, "handshake_timeout", "phase=hello", now: now)
                     close(c, reason: nil, now: now)
                 }
-            } else if c.phase == .ready {
+            } else if c.phase.isReady {
                 drive(c, now: now)
             }
         case .ready:
             driveReady(c, now: now)
-        case .closing:
+        case .closing(let deadline):
             c.link.flush()
-            if c.link.isFlushed || (c.deadline.map { now >= $0 } ?? true) || c.link.socketError != nil {
+            if c.link.isFlushed || now >= deadline || c.link.socketError != nil {
                 close(c, reason: nil, now: now)
             }
         }
     }
 
     /// Sends CHALLENGE (the relay speaks first once it knows the agent's transport).
-    func startHello(_ c: RelayConn, now: Instant) {
-        c.phase = .hello
+    func startHello(_ c: RelayConn, resumed: ResumeClaim?, deadline: Instant, now: Instant) {
         do throws(CryptoError) {
-            let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng, resumed: c.resumeClaim != nil)
-            c.nonce = nonce
+            let (payload, nonce) = try HelloAuth.challenge(relayKey: key, rng: rng, resumed: resumed != nil)
+            c.phase = .hello(nonce: nonce, resumed: resumed, deadline: deadline)
             _ = c.mux.sendHello(.challenge, payload)
         } catch {
             close(c, reason: "challenge: " + error.message, now: now)
@@ -167,8 +164,7 @@ extension RelayCore {
         _ = TunnelPipe.pushOutput(c.link, c.mux)
         c.link.tls.sendCloseNotify()
         c.link.flush()
-        c.phase = .closing
-        c.deadline = now.adding(ms: 2_000)
+        c.phase = .closing(deadline: now.adding(ms: 2_000))
     }
 
     func logFailure(_ c: RelayConn, _ what: StaticString, _ detail: String, now: Instant) {

@@ -89,7 +89,7 @@ extension RelayCore {
     /// Finds the device that claimed `host` and opens a stream to it for the client.
     func routeSni(_ s: SniConn, _ host: String, now: Instant) {
         s.hostname = host
-        guard let owner = registry.owner(ofHostname: host), let dev = online[owner], dev.phase == .ready,
+        guard let owner = registry.owner(ofHostname: host), let dev = online[owner], dev.phase.isReady,
               Text.contains(dev.hostnames, host) else {
             sniRefuse(s, reason: "unknown_hostname", now: now)
             return

@@ -117,7 +117,7 @@ extension RelayCore {
         case .device(let askedID):
             var devID = askedID
             if let (from, to) = faultRoute, from == askedID { devID = to }
-            guard let d = online[devID], d.phase == .ready, !d.link.isClosed else {
+            guard let d = online[devID], d.phase.isReady, !d.link.isClosed else {
                 refuseOpen(c, sid, .noSuchDevice)
                 refusedLog.log(.info, "stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text
                                + " reason=no_such_device", now: now)
