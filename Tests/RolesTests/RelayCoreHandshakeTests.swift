@@ -133,4 +133,38 @@ import Wire
         #expect(w.core.pending.count == 0)
         #expect(w.core.stats.count(w.core.stats.handshakeFailures, "handshake_timeout") == 1)
     }
+
+    /// A returning device: the RESUME credential of its last tunnel admits it without a
+    /// certificate or signature (the TLS PSK proves the key that earned it).
+    @Test func aReturningDeviceIsAdmittedWithItsResumeCredential() throws {
+        let w = World(try RelayFixture())
+        let dev = try TestAgent(.reverse, relay: w.relay, now: w.now)
+        try w.relay.enroll(dev)
+        w.admit(dev)
+        let credential = try #require(dev.credential)
+        let back = try TestAgent(.reverse, relay: w.relay, key: dev.key, port: 40_001, credential: credential, now: w.now)
+        let c = try #require(w.admit(back))
+        #expect(back.link.tls.resumedWithPSK)
+        #expect(back.phase == .ready)
+        #expect(w.core.online[dev.id] === c)
+        #expect(w.core.stats.admitted == 2)
+        #expect(w.core.stats.admittedResumed == 1)
+    }
+
+    /// A credential is bound to the key it was issued to: another key presenting it is denied.
+    @Test func aResumeCredentialIsNoUseToAnotherKey() throws {
+        let w = World(try RelayFixture())
+        let dev = try TestAgent(.reverse, relay: w.relay, now: w.now)
+        let thief = try TestAgent(.reverse, relay: w.relay, source: "192.0.2.66", now: w.now)
+        try w.relay.enroll(dev)
+        try w.relay.enroll(thief)
+        w.admit(dev)
+        let credential = try #require(dev.credential)
+        let stolen = try TestAgent(.reverse, relay: w.relay, key: thief.key, source: "192.0.2.66", credential: credential,
+                                   now: w.now)
+        w.admit(stolen)
+        #expect(stolen.phase != .ready)
+        #expect(w.core.online[thief.id] == nil)
+        #expect(w.core.stats.admittedResumed == 0)
+    }
 }

@@ -129,15 +129,17 @@ final class TestAgent {
     var events: [MuxEvent] = []
     var peer: SocketAddress
 
+    /// `credential`: a RESUME payload from an earlier tunnel, offered as a TLS 1.3 PSK.
     init(_ role: AgentRole, relay: RelayFixture, key: PrivateKey? = nil, hostnames: [String] = [],
-         source: String = "192.0.2.10", port: UInt16 = 40_000, now: Instant) throws {
+         source: String = "192.0.2.10", port: UInt16 = 40_000, credential: [UInt8]? = nil, now: Instant) throws {
         self.role = role
         rng = relay.rng
         self.key = try key ?? PrivateKey.generate(rng: relay.rng)
         cert = try CertificateWriter.selfSigned(key: self.key, rng: relay.rng)
         pinDigest = relay.pinDigest
         self.hostnames = hostnames
-        let config = try TLSConfig(side: .client, rng: relay.rng, certificate: nil, key: nil, peerCheck: .none)
+        let config = try TLSConfig(side: .client, rng: relay.rng, certificate: nil, key: nil, peerCheck: .none,
+                                   resumeCredential: credential)
         let (mine, theirs) = PipeEnd.pair()
         link = TLSLink(stream: mine, tls: try TLSSession(config: config))
         relayEnd = theirs
@@ -196,7 +198,7 @@ final class TestAgent {
             case .hello(.challenge, let payload):
                 let r = HelloAuth.answer(challenge: payload, pinDigest: pinDigest, tlsPeerKey: nil, identity: key,
                                          certificates: [cert.leafDER], role: role, token: [], hostnames: hostnames,
-                                         rng: rng)
+                                         rng: rng, resumed: link.tls.resumedWithPSK)
                 guard case .success(let auth) = r else { phase = .failed; return true }
                 _ = mux.sendHello(.auth, auth)
             case .hello(.welcome, _):
@@ -330,6 +332,12 @@ extension TestAgent {
                 return (sid, open)
             }
         }
+        return nil
+    }
+
+    /// The last resume credential the relay gave (a RESUME frame).
+    var credential: [UInt8]? {
+        for ev in events.reversed() { if case .resume(let p) = ev { return p } }
         return nil
     }
 
