@@ -74,7 +74,7 @@ final class RelayCore {
     var dropLog = RateLimit()
     var drainDeadline: Instant? = nil
     /// Drained: every tunnel closed; the driver stops.
-    private(set) var stopped = false
+    var stopped = false
     /// The wall-clock time (UNIX seconds) of this turn, for tokens and resume credentials.
     var wallSeconds: Int64 = 0
     /// Fault injection for tests (AGENT_FAULT_ROUTE=FROM_ID:TO_ID): the relay sends
@@ -221,19 +221,6 @@ final class RelayCore {
             timers.schedule(c.serial, at: n)
             c.timerAt = n
         }
-    }
-
-    /// While draining: once no stream is left (or at the deadline), every tunnel is closed and the relay stops.
-    func drainStep(deadline d: Instant, now: Instant) {
-        let streams = conns.values.reduce(0) { $0 + $1.joins.count + $1.sniStreams.count }
-        guard streams == 0 || now >= d else { return }
-        for (_, c) in conns { close(c, reason: streams == 0 ? "relay stopping" : "drain timeout", now: now) }
-        conns.removeAll()
-        retired.removeAll()
-        for (_, s) in sniConns { closeSni(s, abort: true) }
-        sniConns.removeAll()
-        Log.info("relay_stopped", "streams_reset=" + String(streams))
-        stopped = true
     }
 }
 

@@ -54,4 +54,17 @@ extension RelayCore {
         }
         Log.info("relay_draining", "tunnels=" + String(conns.count) + " timeout_ms=" + String(drainTimeoutMs))
     }
+
+    /// While draining: once no stream is left (or at the deadline), every tunnel is closed and the relay stops.
+    func drainStep(deadline d: Instant, now: Instant) {
+        let streams = conns.values.reduce(0) { $0 + $1.joins.count + $1.sniStreams.count }
+        guard streams == 0 || now >= d else { return }
+        for (_, c) in conns { close(c, reason: streams == 0 ? "relay stopping" : "drain timeout", now: now) }
+        conns.removeAll()
+        retired.removeAll()
+        for (_, s) in sniConns { closeSni(s, abort: true) }
+        sniConns.removeAll()
+        Log.info("relay_stopped", "streams_reset=" + String(streams))
+        stopped = true
+    }
 }
