@@ -167,4 +167,20 @@ import Wire
         #expect(w.core.online[thief.id] == nil)
         #expect(w.core.stats.admittedResumed == 0)
     }
+
+    /// A hostname is claimed once: a second device asking for it is denied, even under
+    /// open enrollment, and the first keeps it.
+    @Test func aHostnameAnotherDeviceHoldsIsNotGiven() throws {
+        let w = World(try RelayFixture(openEnrollment: true))
+        let first = try TestAgent(.reverse, relay: w.relay, hostnames: ["dev1.example.com"], now: w.now)
+        let second = try TestAgent(.reverse, relay: w.relay, hostnames: ["Dev1.Example.com"], source: "192.0.2.11",
+                                   now: w.now)
+        w.admit(first)
+        w.admit(second)
+        #expect(first.phase == .ready)
+        #expect(second.phase == .denied)
+        #expect(w.core.stats.count(w.core.stats.handshakeFailures, "hostname_taken") == 1)
+        #expect(w.core.registry.owner(ofHostname: "dev1.example.com") == first.id)
+        #expect(w.core.registry.entry(second.id) == nil)
+    }
 }
