@@ -10,7 +10,7 @@ import Wire
         let g = Gate(limit: 4, perSource: 4)
         let key = SourceKey(source: SocketAddress.numeric("127.0.0.1", port: 1)!)
         guard case .success(let p) = g.enter(key), case .success(let o) = g.enter(key) else { fatalError() }
-        return SniConn(serial: 1, fd: -1, peer: SocketAddress.numeric("127.0.0.1", port: 1)!, pendingTicket: p,
+        return SniConn(serial: 1, stream: SocketStream(fd: -1), peer: SocketAddress.numeric("127.0.0.1", port: 1)!, pendingTicket: p,
                        connectionTicket: o, now: Instant(ms: ms))
     }
 

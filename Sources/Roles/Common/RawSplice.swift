@@ -16,7 +16,7 @@ import Wire
 final class RawSplice {
     /// Set once the stream exists (the relay reads a ClientHello before it opens one).
     var streamID: UInt32
-    var fd: Int32
+    let stream: ByteStream
     let fromLocal: ByteQueue
     var label: String
     /// The stream may carry our bytes (the peer accepted it / the target connected).
@@ -38,21 +38,22 @@ final class RawSplice {
     var bytesIn: UInt64 = 0
     var bytesOut: UInt64 = 0
 
-    init(streamID: UInt32, fd: Int32, label: String, buffer: ByteQueue) {
+    convenience init(streamID: UInt32, fd: Int32, label: String, buffer: ByteQueue) {
+        self.init(streamID: streamID, stream: SocketStream(fd: fd), label: label, buffer: buffer)
+    }
+
+    init(streamID: UInt32, stream: ByteStream, label: String, buffer: ByteQueue) {
         self.streamID = streamID
-        self.fd = fd
+        self.stream = stream
         self.label = label
         self.fromLocal = buffer
     }
 
     deinit { closeLocal() }
 
-    func closeLocal(abort: Bool = false) {
-        if fd >= 0 {
-            if abort { Socket.abort(fd) } else { Socket.close(fd) }
-            fd = -1
-        }
-    }
+    func closeLocal(abort: Bool = false) { stream.close(abort: abort) }
+
+    var fd: Int32 { stream.fd }
 
     var connected: Bool { fd >= 0 && connectDeadline == nil }
 
@@ -77,7 +78,7 @@ final class RawSplice {
 
     func readLocal() {
         guard fd >= 0, !localEOF, localError == nil else { return }
-        let (n, end) = SocketQueue.fill(fd, fromLocal)
+        let (n, end) = stream.fill(fromLocal)
         bytesIn += UInt64(n)
         if end == .eof { localEOF = true }
         if case .failed(let e) = end { localError = e }
@@ -89,7 +90,7 @@ final class RawSplice {
         var moved = false
         if connected, let rb = mux.receiveBuffer(streamID) {
             if localError == nil && !writeBlocked {
-                let (n, end) = SocketQueue.drain(fd, rb)
+                let (n, end) = stream.drain(rb)
                 bytesOut += UInt64(n)
                 if n > 0 { moved = true }
                 if case .failed(let e) = end { localError = e }
@@ -97,7 +98,7 @@ final class RawSplice {
             }
             pendingOut = !rb.isEmpty
             if rb.isEmpty && !localShut, let info = mux.info(streamID), info.finReceived {
-                Socket.shutdownWrite(fd)
+                stream.shutdownWrite()
                 localShut = true
                 moved = true
             }

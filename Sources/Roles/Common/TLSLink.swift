@@ -2,11 +2,11 @@ import Crypto
 import Loop
 import Wire
 
-/// A TLS session bound to a nonblocking socket: the glue that moves ciphertext
-/// between the fd and the sans-IO `TLSSession`. The single owner of both; closing
-/// the link closes the fd.
+/// A TLS session bound to a nonblocking socket (or any `ByteStream`): the glue that
+/// moves ciphertext between the stream and the sans-IO `TLSSession`. The single owner
+/// of both; closing the link closes the stream.
 public final class TLSLink {
-    public private(set) var fd: Int32
+    public let stream: ByteStream
     public let tls: TLSSession
     /// The socket returned EOF (the peer will send nothing more).
     public private(set) var socketEOF = false
@@ -16,28 +16,28 @@ public final class TLSLink {
     /// writable again (`writable()`), instead of an EAGAIN on every pass.
     public private(set) var writeBlocked = false
 
-    public init(fd: Int32, tls: TLSSession) {
-        self.fd = fd
+    public convenience init(fd: Int32, tls: TLSSession) {
+        self.init(stream: SocketStream(fd: fd), tls: tls)
+    }
+
+    public init(stream: ByteStream, tls: TLSSession) {
+        self.stream = stream
         self.tls = tls
     }
 
     deinit { close() }
 
-    public var isClosed: Bool { fd < 0 }
+    public var fd: Int32 { stream.fd }
+    public var isClosed: Bool { stream.fd < 0 }
 
-    public func close() {
-        if fd >= 0 {
-            Socket.close(fd)
-            fd = -1
-        }
-    }
+    public func close() { stream.close(abort: false) }
 
     /// Reads what the socket has into the session's inbound queue, until it is full
     /// or the socket would block. Returns the number of bytes read.
     @discardableResult
     public func receive() -> Int {
         guard fd >= 0, socketError == nil, !socketEOF else { return 0 }
-        let (n, end) = SocketQueue.fill(fd, tls.inbound)
+        let (n, end) = stream.fill(tls.inbound)
         switch end {
         case .wouldBlock: break
         case .eof:
@@ -55,7 +55,7 @@ public final class TLSLink {
     @discardableResult
     public func flush() -> Int {
         guard fd >= 0, socketError == nil, !writeBlocked else { return 0 }
-        let (n, end) = SocketQueue.drain(fd, tls.outbound)
+        let (n, end) = stream.drain(tls.outbound)
         if case .failed(let e) = end { socketError = e }
         if !tls.outbound.isEmpty { writeBlocked = true }
         return n

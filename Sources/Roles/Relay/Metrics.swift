@@ -90,19 +90,49 @@ final class MetricsConn {
     var wantsMetrics: Bool { request.starts(with: Array("GET /metrics ".utf8)) || request.starts(with: Array("GET /metrics?".utf8)) }
 }
 
-extension Relay {
-    func renderMetrics() -> String {
-        var reverse = 0, forward = 0, streams = 0
-        for (_, c) in conns where c.phase == .ready {
-            if c.role == .reverse { reverse += 1 } else { forward += 1; streams += c.joins.count }
-            streams += c.sniStreams.count
+/// What `--metrics` shows, taken from the core in one pass (`RelayCore.snapshot`):
+/// rendering never reaches into the relay's tables.
+struct RelaySnapshot {
+    var reverseTunnels = 0
+    var forwardTunnels = 0
+    var streams = 0
+    var pendingHandshakes = 0
+    var sniConnections = 0
+    var poolInUse = 0
+    var poolLimit = 0
+    var poolBufferSize = 0
+    var blocksLent = 0
+    var blocksSpare = 0
+    let stats: RelayStats
+}
+
+extension RelayCore {
+    func snapshot() -> RelaySnapshot {
+        var s = RelaySnapshot(stats: stats)
+        for (_, c) in conns where c.phase.isReady {
+            if c.role == .reverse { s.reverseTunnels += 1 } else { s.forwardTunnels += 1; s.streams += c.joins.count }
+            s.streams += c.sniStreams.count
         }
+        s.pendingHandshakes = pending.count
+        s.sniConnections = sniConns.count
+        s.poolInUse = pool.inUse
+        s.poolLimit = pool.limit
+        s.poolBufferSize = pool.bufferSize
+        s.blocksLent = blocks.lent
+        s.blocksSpare = blocks.spareCount
+        return s
+    }
+}
+
+extension Relay {
+    static func renderMetrics(_ s: RelaySnapshot) -> String {
+        let stats = s.stats
         var o = PromText()
         o.metric("tunnels", "gauge", "Agents with a tunnel up, by role.")
-        o.line("tunnels", "role=\"reverse\"", UInt64(reverse))
-        o.line("tunnels", "role=\"forward\"", UInt64(forward))
-        o.single("pending_handshakes", "gauge", "Connections in TLS, preamble or hello.", UInt64(pending.count))
-        o.single("streams", "gauge", "Streams joined through the relay (including SNI-routed connections).", UInt64(streams))
+        o.line("tunnels", "role=\"reverse\"", UInt64(s.reverseTunnels))
+        o.line("tunnels", "role=\"forward\"", UInt64(s.forwardTunnels))
+        o.single("pending_handshakes", "gauge", "Connections in TLS, preamble or hello.", UInt64(s.pendingHandshakes))
+        o.single("streams", "gauge", "Streams joined through the relay (including SNI-routed connections).", UInt64(s.streams))
         o.single("streams_opened_total", "counter", "Streams joined since start.", stats.streamsOpened)
         o.metric("stream_bytes_total", "counter", "Stream bytes moved, forward to device (up) and back (down).")
         o.line("stream_bytes_total", "direction=\"up\"", stats.bytesUp)
@@ -110,7 +140,7 @@ extension Relay {
         o.metric("sni_bytes_total", "counter", "Bytes of SNI-routed public connections, from (in) and to (out) the clients.")
         o.line("sni_bytes_total", "direction=\"in\"", stats.sniBytesIn)
         o.line("sni_bytes_total", "direction=\"out\"", stats.sniBytesOut)
-        o.single("sni_connections", "gauge", "Public connections on the SNI listener.", UInt64(sniConns.count))
+        o.single("sni_connections", "gauge", "Public connections on the SNI listener.", UInt64(s.sniConnections))
         o.single("admitted_total", "counter", "Agents admitted.", stats.admitted)
         o.metric("admissions_total", "counter", "Agents admitted, by kind: full hello, or resumed with a resume credential.")
         o.line("admissions_total", "kind=\"full\"", stats.admitted - stats.admittedResumed)
@@ -122,12 +152,12 @@ extension Relay {
         o.metric("drops_total", "counter", "Connections dropped at a limit or not routable, by reason.")
         o.reasons("drops_total", stats.drops)
         o.metric("buffer_pool_buffers", "gauge", "Stream buffers in use and the pool's limit.")
-        o.line("buffer_pool_buffers", "state=\"in_use\"", UInt64(pool.inUse))
-        o.line("buffer_pool_buffers", "state=\"limit\"", UInt64(pool.limit))
-        o.single("buffer_pool_bytes", "gauge", "Bytes of stream buffers in use.", UInt64(pool.inUse * pool.bufferSize))
+        o.line("buffer_pool_buffers", "state=\"in_use\"", UInt64(s.poolInUse))
+        o.line("buffer_pool_buffers", "state=\"limit\"", UInt64(s.poolLimit))
+        o.single("buffer_pool_bytes", "gauge", "Bytes of stream buffers in use.", UInt64(s.poolInUse * s.poolBufferSize))
         o.metric("tunnel_buffers", "gauge", "Record buffers and frame queues: lent to tunnels moving bytes, and spare (an idle tunnel holds none).")
-        o.line("tunnel_buffers", "state=\"lent\"", UInt64(blocks.lent))
-        o.line("tunnel_buffers", "state=\"spare\"", UInt64(blocks.spareCount))
+        o.line("tunnel_buffers", "state=\"lent\"", UInt64(s.blocksLent))
+        o.line("tunnel_buffers", "state=\"spare\"", UInt64(s.blocksSpare))
         return o.text
     }
 }

@@ -6,6 +6,10 @@ import Wire
 /// The relay role: authenticates agents, keeps the registry, joins a forward's
 /// stream to the right device's tunnel. It moves stream bytes between fixed
 /// buffers and never has a key to read them (they are end-to-end encrypted).
+///
+/// This class is the driver: start-up (files in --state, listeners), the epoll loop,
+/// signals, the clock and the metrics endpoint (RelayLoop.swift, Metrics.swift). The
+/// protocol itself is `RelayCore` (RelayCore.swift), which has no socket, poller or clock.
 public final class Relay {
     enum TokenKind: UInt8 {
         case listener = 1
@@ -18,32 +22,14 @@ public final class Relay {
     }
 
     let config: RelayConfig
-    let rng: Rng
-    let key: PrivateKey
-    let certificate: Certificate
-    let pinDigest: [UInt8]
     /// "sha256:<hex>" of the relay key: what agents pass as --relay-pin.
     public let pin: String
-    let tlsConfig: TLSConfig
-    /// Resume credentials: the keys that seal and open them (in --state).
-    let resumeKeys: ResumeKeyStore
-    let registry: Registry
-    var enrollSecret: [UInt8]?
-    var clientCA: Certificate?
-    let pool: BufferPool
-    /// Record buffers and frame queues of tunnels that have something to move.
-    let blocks = BlockCache(keepPerSize: Limits.relaySpareBlocks)
-    let muxLimits: MuxLimits
+    /// Tunnels, joins, SNI routing, admission, drain: the protocol (RelayCore.swift).
+    let core: RelayCore
     var listener: Int32 = -1
     var listenerReady = false
     var sniListener: Int32 = -1
     var sniListenerReady = false
-    var sniConns: [UInt64: SniConn] = [:]
-    /// Public connections still sending their ClientHello, and all public connections.
-    let sniPending = Gate(limit: Limits.sniMaxPending, perSource: Limits.sniMaxPendingPerSource)
-    let sniOpen = Gate(limit: Limits.sniMaxConnections, perSource: Limits.sniMaxConnectionsPerSource)
-    var sniLog = RateLimit()
-    let stats = RelayStats()
     var metricsListener: Int32 = -1
     var metricsListenerReady = false
     var metricsConns: [MetricsConn] = []
@@ -52,61 +38,27 @@ public final class Relay {
     var listenerReg = Registration()
     var sniListenerReg = Registration()
     var metricsListenerReg = Registration()
-    let work = WorkQueue()
-    var timers = TimerHeap()
-    /// Tunnels closed this turn, forgotten at its end.
-    var retired: [RelayConn] = []
-    /// `--max-tunnels`, or fewer if the open-file limit could not be raised that far.
-    let maxTunnels: Int
     let metricsGate = Gate(limit: Limits.metricsMaxConnections, perSource: Limits.metricsMaxConnectionsPerSource)
-    var conns: [UInt64: RelayConn] = [:]
-    /// Connected devices (reverse role) by ID. A reconnect with the same key replaces the entry at once.
-    var online: [AgentID: RelayConn] = [:]
-    /// Tunnels and streams held by each key with a tunnel up.
-    var keyShares = KeyShares()
-    /// New keys enrolled: a bounded rate (each is a registry write, and under
-    /// --open-enrollment anyone can ask).
-    var enrollRate = TokenBucket(burst: Limits.relayEnrollBurst, perSecond: Limits.relayEnrollPerSecond)
-    /// New connections accepted: a bounded rate (a reconnect storm waits in the backlog).
-    var acceptRate = TokenBucket(burst: Limits.relayAcceptBurst, perSecond: Limits.relayAcceptPerSecond)
-    var nextSerial: UInt64 = 1
-    /// Connections in TLS, preamble or hello (each holds a ticket until it leaves those phases).
-    let pending = Gate(limit: Limits.relayMaxPendingHandshakes, perSource: Limits.relayMaxPendingPerSource)
-    var dropLog = RateLimit()
-    var drainDeadline: Instant? = nil
-    /// Fault injection for tests (AGENT_FAULT_ROUTE=FROM_ID:TO_ID): the relay sends
-    /// streams meant for FROM to TO, i.e. it lies about the device, as a compromised
-    /// relay could. The end-to-end check in every forward must catch it
-    /// (tests/integration/test_e2e.py). It can only make the relay misbehave, which
-    /// the trust model assumes a relay may do anyway.
-    var faultRoute: (AgentID, AgentID)? = nil
-    // Every line a peer can cause is rate-limited (Limits.logBurst per Limits.logWindowMs;
-    // tunnels up and down, which a fleet makes in bursts, Limits.tunnelLogBurst).
-    var deniedLog = RateLimit()
-    var failLog = RateLimit()
-    var refusedLog = RateLimit()
-    var tunnelLog = RateLimit(burst: Limits.tunnelLogBurst)
+    var nextMetricsSerial: UInt64 = 1
     public internal(set) var finished = false
     public internal(set) var exitCode: Int32 = 0
 
-
     public init(config: RelayConfig, rng: Rng) throws(StartupError) {
         self.config = config
-        self.rng = rng
         do throws(SysError) { try Files.makeDirectory(config.stateDir, mode: 0o700) } catch {
             throw StartupError("--state " + config.stateDir + ": " + error.message)
         }
-        (key, certificate) = try Relay.loadKeyAndCertificate(config, rng: rng)
-        let spki = key.publicKeyDER()
-        pinDigest = Digest.sha256(spki)
-        pin = Identity.pin(spki: spki)
-        resumeKeys = try ResumeKeyStore(path: config.stateDir + "/resume-keys", now: Clock.wallSeconds())
+        let (key, certificate) = try Relay.loadKeyAndCertificate(config, rng: rng)
+        pin = Identity.pin(spki: key.publicKeyDER())
+        let resumeKeys = try ResumeKeyStore(path: config.stateDir + "/resume-keys", now: Clock.wallSeconds())
+        let tlsConfig: TLSConfig
         do throws(CryptoError) {
             tlsConfig = try TLSConfig(side: .server, rng: rng, certificate: certificate, key: key, peerCheck: .none,
                                       resume: resumeKeys.sealer, tlsKeyHello: true)
         } catch {
             throw StartupError("TLS setup: " + error.message)
         }
+        let registry: Registry
         do throws(Registry.LoadError) {
             registry = try Registry.load(config.stateDir + "/registry")
         } catch {
@@ -117,21 +69,16 @@ public final class Relay {
             Log.warn("registry_journal_torn", "file=" + Log.quote(config.stateDir + "/registry.journal")
                      + " ignored_bytes=" + String(registry.ignoredJournalBytes))
         }
+        var enrollSecret: [UInt8]? = nil
+        var clientCA: Certificate? = nil
         if let f = config.enrollSecretFile { enrollSecret = try SecretFile.load(f) }
         if let f = config.clientCAFile {
             do throws(IdentityError) { clientCA = try IdentityFile.certificate(f) } catch {
                 throw StartupError("--client-ca " + error.message)
             }
         }
-        if let f = Environment.get("AGENT_FAULT_ROUTE") {
-            let parts = Text.split(f, UInt8(ascii: ":"))
-            if parts.count == 2, let from = AgentID(text: parts[0]), let to = AgentID(text: parts[1]) {
-                faultRoute = (from, to)
-                Log.warn("fault_injection", "route_from=" + from.text + " route_to=" + to.text)
-            }
-        }
         let files = Files.raiseOpenFileLimit(config.maxTunnels + Limits.relayReservedFiles)
-        maxTunnels = min(config.maxTunnels, max(16, files - Limits.relayReservedFiles))
+        let maxTunnels = min(config.maxTunnels, max(16, files - Limits.relayReservedFiles))
         if maxTunnels < config.maxTunnels {
             Log.warn("open_file_limit", "limit=" + String(files) + " max_tunnels=" + String(maxTunnels) + " wanted="
                      + String(config.maxTunnels) + " hint=" + Log.quote("raise LimitNOFILE or ulimit -n"))
@@ -139,10 +86,9 @@ public final class Relay {
         do throws(SysError) { epoll = try Epoll() } catch {
             throw StartupError("epoll: " + error.message)
         }
-        muxLimits = MuxLimits(maxStreams: Limits.relayMaxStreamsPerTunnel, heartbeatMs: config.heartbeatMs,
-                              openTimeoutMs: Limits.relayOpenTimeoutMs)
-        // Two buffers per joined stream (one per leg), so the pool holds twice the stream limit.
-        pool = BufferPool(bufferSize: Limits.relayWindow, limit: 2 * Limits.relayMaxStreams)
+        core = RelayCore(rng: rng, key: key, tlsConfig: tlsConfig, resumeKeys: resumeKeys, registry: registry,
+                         enrollSecret: enrollSecret, clientCA: clientCA, openEnrollment: config.openEnrollment,
+                         heartbeatMs: config.heartbeatMs, drainTimeoutMs: config.drainTimeoutMs, maxTunnels: maxTunnels)
         do throws(SysError) {
             listener = try Socket.listen(config.listen, backlog: Limits.maxListenBacklog)
         } catch {
@@ -160,6 +106,13 @@ public final class Relay {
                 sniListener = try Socket.listen(a, backlog: Limits.maxListenBacklog)
             } catch {
                 throw StartupError("--sni-listen " + (config.sniListenText ?? "") + ": " + error.message)
+            }
+        }
+        if let f = Environment.get("AGENT_FAULT_ROUTE") {
+            let parts = Text.split(f, UInt8(ascii: ":"))
+            if parts.count == 2, let from = AgentID(text: parts[0]), let to = AgentID(text: parts[1]) {
+                core.faultRoute = (from, to)
+                Log.warn("fault_injection", "route_from=" + from.text + " route_to=" + to.text)
             }
         }
     }
@@ -212,7 +165,7 @@ public final class Relay {
     }
 
     public func start() {
-        Log.info("relay_started", "max_tunnels=" + String(maxTunnels) + " listen=" + config.listenText + " pin=" + pin + " state=" + Log.quote(config.stateDir)
-                 + " registered=" + String(registry.count))
+        Log.info("relay_started", "max_tunnels=" + String(core.maxTunnels) + " listen=" + config.listenText + " pin=" + pin + " state=" + Log.quote(config.stateDir)
+                 + " registered=" + String(core.registry.count))
     }
 }

@@ -5,9 +5,9 @@ import Wire
 
 /// The hello's AUTH checked, and the admission decision (Admission.swift) applied:
 /// the per-key and enrollment-rate limits, the registry write, the tunnel marked up.
-extension Relay {
-    func handleAuth(_ c: RelayConn, _ payload: [UInt8], now: Instant) {
-        switch HelloAuth.verify(payload, nonce: c.nonce, relayPinDigest: pinDigest, resumed: c.resumeClaim) {
+extension RelayCore {
+    func handleAuth(_ c: RelayConn, _ payload: [UInt8], nonce: [UInt8], resumed: ResumeClaim?, now: Instant) {
+        switch HelloAuth.verify(payload, nonce: nonce, relayPinDigest: pinDigest, resumed: resumed) {
         case .failure(let r):
             deny(c, reason: r.text, now: now)
         case .success(let v):
@@ -19,11 +19,11 @@ extension Relay {
         if drainDeadline != nil { return deny(c, reason: "draining", now: now) }
         let m = v.message
         let request = Admission.Request(id: v.id, role: m.role, hostnames: m.hostnames, token: m.token, chain: v.chain)
-        let policy = Admission.Policy(enrollSecret: enrollSecret, clientCA: clientCA, openEnrollment: config.openEnrollment)
+        let policy = Admission.Policy(enrollSecret: enrollSecret, clientCA: clientCA, openEnrollment: openEnrollment)
         let entry: Registry.Entry
         let write: Bool
         let enrolled: Bool
-        switch Admission.decide(request, registry: registry, policy: policy, wallSeconds: Clock.wallSeconds()) {
+        switch Admission.decide(request, registry: registry, policy: policy, wallSeconds: wallSeconds) {
         case .deny(let reason):
             return deny(c, reason: reason, now: now)
         case .admit(let e, let w, let n):
@@ -51,7 +51,6 @@ extension Relay {
         c.role = m.role
         c.hostnames = m.hostnames.map { Registry.canonicalHostname($0) }
         c.phase = .ready
-        c.deadline = nil
         stats.admitted += 1
         if v.resumed { stats.admittedResumed += 1 }
         _ = c.mux.sendHello(.welcome, WelcomeMessage(id: v.id, newlyEnrolled: enrolled).encode())
@@ -77,7 +76,7 @@ extension Relay {
     /// next one is due `Limits.relayResumeRefreshSeconds` later (or at once if it did not fit).
     func sendCredential(_ c: RelayConn, now: Instant) {
         guard let due = c.resumeRefreshAt, now >= due, let id = c.id, let role = c.role else { return }
-        guard let m = resumeKeys.issue(id: id, role: role, now: Clock.wallSeconds()) else {
+        guard let m = resumeKeys.issue(id: id, role: role, now: wallSeconds) else {
             c.resumeRefreshAt = nil  // sealing failed: no credentials for this tunnel
             return
         }

@@ -5,18 +5,52 @@ import Wire
 
 /// One agent's connection to the relay: TLS, the hello, then a multiplexed
 /// tunnel whose streams are joined to streams of other tunnels.
+///
+///     tls --done--> preamble --raw or Upgrade--> hello --AUTH admitted--> ready
+///                      |                           |
+///                      +--plain HTTP: 426--+       +--denied: DENIED--+
+///                                          v                          v
+///                                          closing --flushed or deadline--> closed
+///
+/// A failure, EOF or the deadline in tls, preamble or hello closes at once; so does
+/// `RelayCore.close` in any phase (takeover, drain, a protocol error).
 final class RelayConn {
+    /// Each phase carries what only it needs. TLS, preamble and hello share the deadline
+    /// set at accept (`Limits.relayHandshakeTimeoutMs`); closing has its own; a ready
+    /// tunnel's timers are its multiplexer's.
     enum Phase {
-        case tls
+        /// The TLS handshake.
+        case tls(deadline: Instant)
         /// Reading the agent's first bytes: the raw preamble or an HTTP Upgrade request.
-        case preamble
-        case hello
+        /// `resumed`: the resume credential the TLS handshake used (psk_ke), if any.
+        case preamble(deadline: Instant, resumed: ResumeClaim?)
+        /// CHALLENGE sent with `nonce`; the AUTH must answer it (unsigned only if `resumed`,
+        /// and then for that credential's key and role).
+        case hello(nonce: [UInt8], resumed: ResumeClaim?, deadline: Instant)
         case ready
         /// Sending DENIED (or the last frames); closed once flushed or at the deadline.
-        case closing
+        case closing(deadline: Instant)
 
         /// TLS, preamble and hello: the connection holds a place among the pending handshakes.
-        var isPending: Bool { self == .tls || self == .preamble || self == .hello }
+        var isPending: Bool {
+            switch self {
+            case .tls, .preamble, .hello: return true
+            case .ready, .closing: return false
+            }
+        }
+
+        var isTLS: Bool { if case .tls = self { return true } else { return false } }
+        var isHello: Bool { if case .hello = self { return true } else { return false } }
+        var isReady: Bool { if case .ready = self { return true } else { return false } }
+        var isClosing: Bool { if case .closing = self { return true } else { return false } }
+
+        /// When this phase gives up (nil: ready).
+        var deadline: Instant? {
+            switch self {
+            case .tls(let d), .preamble(let d, _), .hello(_, _, let d), .closing(let d): return d
+            case .ready: return nil
+            }
+        }
     }
 
     let serial: UInt64
@@ -26,17 +60,13 @@ final class RelayConn {
     /// Leaving the pending phases, by whatever path (admitted, denied, answered
     /// with 426, closed), gives back the place among the pending handshakes: the
     /// count cannot drift from the phases.
-    var phase: Phase = .tls {
+    var phase: Phase {
         didSet { if !phase.isPending { pendingTicket?.leave() } }
     }
     /// The place this connection holds among the pending handshakes (global and per source).
     let pendingTicket: Gate.Ticket?
     /// TLS + hello must finish by then; while closing, when to give up flushing.
-    var deadline: Instant?
-    var nonce: [UInt8] = []
-    /// The resume credential its TLS handshake used (psk_ke), if any: the hello then
-    /// goes unsigned and must be for this credential's key and role.
-    var resumeClaim: ResumeClaim? = nil
+    var deadline: Instant? { phase.deadline }
     /// When the admitted agent gets its next resume credential (nil: it takes none).
     var resumeRefreshAt: Instant? = nil
     var id: AgentID? = nil
@@ -53,8 +83,8 @@ final class RelayConn {
         didSet { if dirty && !oldValue { work.items.append(self) } }
     }
     let work: WorkQueue
-    /// Its socket's registration with the relay's epoll.
-    var reg = Registration()
+    /// Driven this turn (in `RelayCore.touched`): its poller interest may have changed.
+    var touched = false
     /// The deadline it has in the relay's timer heap (ms), if any.
     var timerAt: Int64? = nil
     var closeReason: String? = nil
@@ -69,7 +99,7 @@ final class RelayConn {
         self.peer = peer
         self.mux = mux
         self.connectedAt = now
-        self.deadline = now.adding(ms: Limits.relayHandshakeTimeoutMs)
+        phase = .tls(deadline: now.adding(ms: Limits.relayHandshakeTimeoutMs))
         work.items.append(self)  // new: driven in the turn it was accepted
     }
 

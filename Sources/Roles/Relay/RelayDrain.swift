@@ -3,8 +3,9 @@ import Loop
 import Mux
 import Wire
 
-/// Closing tunnels, draining on SIGTERM, reloading on SIGHUP.
-extension Relay {
+/// Closing tunnels (a stale session taken over closes here too: RelayAdmission.swift),
+/// and draining on SIGTERM.
+extension RelayCore {
     /// Closes a connection and resets every stream joined to it.
     func close(_ c: RelayConn, reason: String?, now: Instant) {
         if c.link.isClosed { return }
@@ -29,52 +30,41 @@ extension Relay {
             c.share = nil
             keyShares.tidy(id)
         }
-        if c.phase == .ready {
+        if c.phase.isReady {
             c.link.tls.sendCloseNotify()
             c.link.flush()
             tunnelLog.log(.info, "tunnel_down", c.label + " reason=" + Log.quote(reason ?? "closed"), now: now)
         }
-        c.reg.remove(epoll)  // before the fd is closed: its number may be reused at once
         c.link.close()
         retired.append(c)
-        c.phase = .closing
+        c.phase = .closing(deadline: now)
     }
 
-    // MARK: - Signals
+    // MARK: - Drain
 
     func startDrain(now: Instant) {
-        drainDeadline = now.adding(ms: config.drainTimeoutMs)
-        if listener >= 0 {
-            listenerReg.remove(epoll)  // before the fd is closed: its number may be reused at once
-            Socket.close(listener)
-            listener = -1
-        }
+        drainDeadline = now.adding(ms: drainTimeoutMs)
         for (_, c) in conns {
-            if c.phase == .ready {
+            if c.phase.isReady {
                 c.mux.goaway(.goingAway, retryAfterMs: RelayConfig.goawayRetryAfterMs)
                 c.dirty = true
             } else {
                 close(c, reason: nil, now: now)
             }
         }
-        Log.info("relay_draining", "tunnels=" + String(conns.count) + " timeout_ms=" + String(config.drainTimeoutMs))
+        Log.info("relay_draining", "tunnels=" + String(conns.count) + " timeout_ms=" + String(drainTimeoutMs))
     }
 
-    func reload() {
-        if let f = config.enrollSecretFile {
-            do throws(StartupError) {
-                enrollSecret = try SecretFile.load(f)
-            } catch {
-                Log.error("reload_failed", "what=enroll_secret error=" + Log.quote(error.message))
-            }
-        }
-        if let f = config.clientCAFile {
-            do throws(IdentityError) {
-                clientCA = try IdentityFile.certificate(f)
-            } catch {
-                Log.error("reload_failed", "what=client_ca error=" + Log.quote(error.message))
-            }
-        }
-        Log.info("reloaded", "tunnels=" + String(conns.count))
+    /// While draining: once no stream is left (or at the deadline), every tunnel is closed and the relay stops.
+    func drainStep(deadline d: Instant, now: Instant) {
+        let streams = conns.values.reduce(0) { $0 + $1.joins.count + $1.sniStreams.count }
+        guard streams == 0 || now >= d else { return }
+        for (_, c) in conns { close(c, reason: streams == 0 ? "relay stopping" : "drain timeout", now: now) }
+        conns.removeAll()
+        retired.removeAll()
+        for (_, s) in sniConns { closeSni(s, abort: true) }
+        sniConns.removeAll()
+        Log.info("relay_stopped", "streams_reset=" + String(streams))
+        stopped = true
     }
 }

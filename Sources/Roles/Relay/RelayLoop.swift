@@ -3,20 +3,21 @@ import Loop
 import Mux
 import Wire
 
-/// The relay's loop: one thread, epoll, and work proportional to what happened.
+/// The relay's driver loop: one thread, epoll, and work proportional to what happened.
+/// It owns the sockets, the registrations, the signals and the clock; every protocol
+/// decision is the core's (RelayCore.swift).
 ///
 ///     repeat:
-///       turn(now)     -- accepts; tunnels in the work queue driven until it is empty
-///                        (a join moving bytes queues its partner); tunnels whose timer
-///                        is due; public SNI connections and scrapes; retired tunnels
-///                        forgotten; drain
-///       interests     -- each driven tunnel's epoll interest updated if it changed
-///       epoll_wait    -- until the earliest timer (at once if work is queued)
-///       ready(token)  -- socket I/O only, then the tunnel is queued
+///       turn(now)     -- accepts handed to the core; scrapes; core.turn (tunnels in the
+///                        work queue, due timers, joins, SNI, drain); then each touched
+///                        tunnel's and each public connection's epoll interest updated
+///       epoll_wait    -- until the core's next deadline (at once if work is queued)
+///       ready(token)  -- socket I/O only (the core reads into its fixed queues), then
+///                        the tunnel is queued
 ///
 /// A tunnel with nothing to do costs nothing per turn: it is registered with the kernel
-/// once and sits in the timer heap at its next deadline (heartbeat, dead-peer check,
-/// handshake or open timeout). Public SNI connections (at most
+/// once and sits in the core's timer heap at its next deadline (heartbeat, dead-peer
+/// check, handshake or open timeout). Public SNI connections (at most
 /// `Limits.sniMaxConnections`) and scrapes (`Limits.metricsMaxConnections`) are few and
 /// are still walked each turn.
 extension Relay {
@@ -32,18 +33,12 @@ extension Relay {
             var now = EventLoop.now()
             turn(now: now)
             if finished { return exitCode }
-            let canAccept = acceptRate.tokens(now: now) > 0
+            let canAccept = core.mayAccept(now: now)
             updateListeners(canAccept: canAccept)
             var dm = DeadlineMin()
-            if !work.items.isEmpty { dm.consider(now.ms) }
             if !canAccept { dm.consider(now.ms + max(1, 1000 / Int64(Limits.relayAcceptPerSecond))) }
-            dm.consider(timers.earliest)
-            dm.consider(drainDeadline?.ms)
+            dm.consider(core.nextDeadline(now: now))
             for m in metricsConns { dm.consider(m.deadline.ms) }
-            for (_, s) in sniConns {
-                if s.splice.dirty { dm.consider(now.ms) }
-                dm.consider(s.deadline?.ms)
-            }
             do throws(SysError) {
                 try epoll.wait(timeoutMs: dm.timeout(now: now.ms, cap: 60_000))
             } catch {
@@ -59,9 +54,8 @@ extension Relay {
 
     /// Listeners are watched only while a new connection could be taken.
     func updateListeners(canAccept: Bool = true) {
-        let accepting = drainDeadline == nil
-        watch(&listenerReg, listener, accepting && canAccept && pending.isOpen && conns.count < maxTunnels, .listener)
-        watch(&sniListenerReg, sniListener, accepting && sniPending.isOpen && sniOpen.isOpen, .sniListener)
+        watch(&listenerReg, listener, canAccept && core.acceptingTunnels, .listener)
+        watch(&sniListenerReg, sniListener, core.acceptingSni, .sniListener)
         watch(&metricsListenerReg, metricsListener, metricsGate.isOpen, .metricsListener)
     }
 
@@ -79,21 +73,18 @@ extension Relay {
         case .listener:
             listenerReady = true
         case .conn:
-            guard let c = conns[Token.serial(token)] else { return }
-            if events.contains(.read) { c.link.receive() }
-            if events.contains(.write) { c.link.writable() }
-            c.dirty = true
+            core.connReady(Token.serial(token), read: events.contains(.read), write: events.contains(.write))
         case .sniListener:
             sniListenerReady = true
         case .sni:
-            sniConns[Token.serial(token)]?.splice.ready(events)
+            core.sniReady(Token.serial(token), events)
         case .metricsListener:
             metricsListenerReady = true
         case .metrics:
             guard let m = metricsConns.first(where: { $0.serial == Token.serial(token) }) else { return }
             if m.reply.isEmpty {
                 if m.read() {
-                    m.reply = m.done ? [] : (m.wantsMetrics ? MetricsConn.response("200 OK", renderMetrics())
+                    m.reply = m.done ? [] : (m.wantsMetrics ? MetricsConn.response("200 OK", Relay.renderMetrics(core.snapshot()))
                                                            : MetricsConn.response("404 Not Found", "try /metrics\n"))
                     if !m.reply.isEmpty { m.write() }
                 }
@@ -110,112 +101,67 @@ extension Relay {
     func signal(_ kind: Signals.Kind, now: Instant) {
         switch kind {
         case .terminate:
-            if drainDeadline == nil { startDrain(now: now) } else { drainDeadline = now }
+            if core.drainDeadline == nil {
+                closeListener(&listenerReg, &listener)
+                core.startDrain(now: now)
+            } else {
+                core.drainDeadline = now
+            }
         case .reload:
             reload()
         }
     }
 
-    /// Everything that changes state happens here (never in `ready`), so no token is
-    /// stale within a turn.
     func turn(now: Instant) {
         if listenerReady {
             listenerReady = false
-            acceptAll(now: now)
+            var n = 0
+            while n < Limits.relayAcceptPerTurn, core.mayAccept(now: now), let (fd, peer) = Socket.accept(listener) {
+                n += 1
+                Socket.setNotSentLowWater(fd, Limits.tunnelNotSentLowWater)
+                core.accept(EpollStream(fd: fd, epoll: epoll), peer: peer, now: now)
+            }
         }
         if sniListenerReady {
             sniListenerReady = false
-            acceptSni(now: now)
+            var n = 0
+            while n < 64, let (fd, peer) = Socket.accept(sniListener) {
+                n += 1
+                core.acceptSni(EpollStream(fd: fd, epoll: epoll), peer: peer, now: now)
+            }
         }
         tendMetrics(now: now)
-        // Tunnels whose timer is due join the work queue.
-        while let serial = timers.popDue(now: now.ms) {
-            guard let c = conns[serial] else { continue }
-            if let t = c.timerAt, t <= now.ms { c.timerAt = nil }
-            c.dirty = true
-        }
-        // Drive queued tunnels until nothing changes (a join moving bytes queues its partner).
-        // TLS handshakes with input wait for the next turn beyond a budget (they stay queued).
-        var rounds = 0
-        var handshakes = 0
-        var deferred: [RelayConn] = []
-        while !work.items.isEmpty && rounds < 16 {
-            rounds += 1
-            let batch = work.items
-            work.items.removeAll(keepingCapacity: true)
-            for c in batch {
-                if c.phase == .tls && !c.link.tls.inbound.isEmpty {
-                    if handshakes >= Limits.relayHandshakesPerTurn {
-                        deferred.append(c)
-                        continue
-                    }
-                    handshakes += 1
-                }
-                c.dirty = false
-                if !c.link.isClosed { drive(c, now: now) }
-                settle(c, now: now)
-            }
-            var again = true
-            var sniRounds = 0
-            while again && sniRounds < 16 {
-                again = false
-                sniRounds += 1
-                for (_, s) in sniConns where s.splice.dirty {
-                    s.splice.dirty = false
-                    driveSni(s, now: now)
-                    again = again || s.splice.dirty
-                }
+        core.turn(now: now, wallSeconds: Clock.wallSeconds())
+        // Interest follows each driven tunnel's new state (closed ones left epoll as they closed).
+        for c in core.touched {
+            c.touched = false
+            guard !c.link.isClosed, let s = c.link.stream as? EpollStream else { continue }
+            do throws(SysError) {
+                try s.reg.update(epoll, fd: s.fd, interest: c.link.interest, token: Token.make(TokenKind.conn.rawValue, c.serial))
+            } catch {
+                core.close(c, reason: "epoll: " + error.message, now: now)
             }
         }
-        for c in deferred { work.items.append(c) }  // still dirty: driven first thing next turn
-        for (_, s) in sniConns where s.splice.dirty || (s.deadline.map { now >= $0 } ?? false) {
-            s.splice.dirty = false
-            driveSni(s, now: now)
-        }
-        for (serial, s) in sniConns {
-            if s.closed {
-                s.reg.remove(epoll)
-                sniConns.removeValue(forKey: serial)
-            } else if s.splice.fd >= 0 {
-                do throws(SysError) {
-                    try s.reg.update(epoll, fd: s.splice.fd, interest: s.splice.interest,
-                                     token: Token.make(TokenKind.sni.rawValue, serial))
-                } catch {
-                    closeSni(s, abort: true)
-                }
+        core.touched.removeAll(keepingCapacity: true)
+        for (serial, s) in core.sniConns {
+            guard s.splice.fd >= 0, let st = s.splice.stream as? EpollStream else { continue }
+            do throws(SysError) {
+                try st.reg.update(epoll, fd: st.fd, interest: s.splice.interest, token: Token.make(TokenKind.sni.rawValue, serial))
+            } catch {
+                core.closeSni(s, abort: true)
             }
         }
-        for c in retired {
-            if let cur = conns[c.serial], cur === c { conns.removeValue(forKey: c.serial) }
+        if core.stopped && !finished {
+            closeListener(&listenerReg, &listener)
+            closeListener(&sniListenerReg, &sniListener)
+            finished = true
         }
-        retired.removeAll(keepingCapacity: true)
-        if let d = drainDeadline { drainStep(deadline: d, now: now) }
     }
 
-    /// After a tunnel was driven: its epoll interest and its timer follow its new state.
-    func settle(_ c: RelayConn, now: Instant) {
-        if c.link.isClosed {
-            c.reg.remove(epoll)
-            return
-        }
-        do throws(SysError) {
-            try c.reg.update(epoll, fd: c.link.fd, interest: c.link.interest,
-                             token: Token.make(TokenKind.conn.rawValue, c.serial))
-        } catch {
-            close(c, reason: "epoll: " + error.message, now: now)
-            return
-        }
-        // A tunnel without streams gives its buffers back until bytes move again.
-        if c.joins.isEmpty && c.sniStreams.isEmpty {
-            c.link.tls.park()
-            c.mux.park()
-        }
-        var next = c.deadline?.ms
-        if c.phase == .ready, let m = c.mux.nextDeadline?.ms, next == nil || m < next! { next = m }
-        if let n = next, c.timerAt == nil || n < c.timerAt! {
-            timers.schedule(c.serial, at: n)
-            c.timerAt = n
-        }
+    private func closeListener(_ reg: inout Registration, _ fd: inout Int32) {
+        reg.remove(epoll)  // before the fd is closed: its number may be reused at once
+        Socket.close(fd)
+        fd = -1
     }
 
     func tendMetrics(now: Instant) {
@@ -227,10 +173,10 @@ extension Relay {
                 switch metricsGate.enter(SourceKey(source: peer)) {
                 case .success(let t):
                     let m = MetricsConn(fd: fd, ticket: t, now: now)
-                    m.serial = nextSerial
-                    nextSerial += 1
+                    m.serial = nextMetricsSerial
+                    nextMetricsSerial += 1
                     metricsConns.append(m)
-                case .failure: drop(fd, peer, "metrics_per_source", now: now)
+                case .failure: core.drop(SocketStream(fd: fd), peer, "metrics_per_source", now: now)
                 }
             }
         }
@@ -244,27 +190,48 @@ extension Relay {
         }
     }
 
-    /// While draining: once no stream is left (or at the deadline), every tunnel is closed and the relay stops.
-    func drainStep(deadline d: Instant, now: Instant) {
-        let streams = conns.values.reduce(0) { $0 + $1.joins.count + $1.sniStreams.count }
-        guard streams == 0 || now >= d else { return }
-        for (_, c) in conns { close(c, reason: streams == 0 ? "relay stopping" : "drain timeout", now: now) }
-        conns.removeAll()
-        retired.removeAll()
-        for (_, s) in sniConns { closeSni(s, abort: true) }
-        sniConns.removeAll()
-        listenerReg.remove(epoll)
-        sniListenerReg.remove(epoll)
-        Socket.close(listener)
-        listener = -1
-        Socket.close(sniListener)
-        sniListener = -1
-        Log.info("relay_stopped", "streams_reset=" + String(streams))
-        finished = true
+    /// SIGHUP: the enrollment secret and the session CA read again; tunnels stay.
+    func reload() {
+        if let f = config.enrollSecretFile {
+            do throws(StartupError) {
+                core.enrollSecret = try SecretFile.load(f)
+            } catch {
+                Log.error("reload_failed", "what=enroll_secret error=" + Log.quote(error.message))
+            }
+        }
+        if let f = config.clientCAFile {
+            do throws(IdentityError) {
+                core.clientCA = try IdentityFile.certificate(f)
+            } catch {
+                Log.error("reload_failed", "what=client_ca error=" + Log.quote(error.message))
+            }
+        }
+        Log.info("reloaded", "tunnels=" + String(core.conns.count))
     }
 }
 
-/// Tunnels with something to do this turn, each once (`RelayConn.dirty` queues it).
-final class WorkQueue {
-    var items: [RelayConn] = []
+/// A relay connection's socket, registered with the relay's epoll: closing it leaves
+/// epoll first (the fd number may be reused at once).
+final class EpollStream: ByteStream {
+    private(set) var fd: Int32
+    var reg = Registration()
+    unowned(unsafe) let epoll: Epoll
+
+    init(fd: Int32, epoll: Epoll) {
+        self.fd = fd
+        self.epoll = epoll
+    }
+
+    func fill(_ q: ByteQueue) -> (bytes: Int, end: SocketQueue.End) { SocketQueue.fill(fd, q) }
+    func drain(_ q: ByteQueue) -> (bytes: Int, end: SocketQueue.End) { SocketQueue.drain(fd, q) }
+    func shutdownWrite() { Socket.shutdownWrite(fd) }
+
+    func close(abort: Bool) {
+        guard fd >= 0 else { return }
+        reg.remove(epoll)
+        if abort { Socket.abort(fd) } else { Socket.close(fd) }
+        fd = -1
+    }
+
+    deinit { close(abort: false) }
 }

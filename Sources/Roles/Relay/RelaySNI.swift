@@ -4,35 +4,37 @@ import Mux
 import Wire
 
 /// Public TLS connections routed by the SNI hostname to the device that claimed it.
-extension Relay {
-    func acceptSni(now: Instant) {
-        var n = 0
-        while n < 64, let (fd, peer) = Socket.accept(sniListener) {
-            n += 1
-            if drainDeadline != nil {
-                drop(fd, peer, "sni_draining", now: now)
-                continue
-            }
-            let source = SourceKey(source: peer)
-            let open: Gate.Ticket
-            let pend: Gate.Ticket
-            switch sniOpen.enter(source) {
-            case .success(let t): open = t
-            case .failure(let r):
-                drop(fd, peer, r == .full ? "sni_limit" : "sni_per_source", now: now)
-                continue
-            }
-            switch sniPending.enter(source) {
-            case .success(let t): pend = t
-            case .failure(let r):
-                open.leave()
-                drop(fd, peer, r == .full ? "sni_pending_limit" : "sni_pending_per_source", now: now)
-                continue
-            }
-            let serial = nextSerial
-            nextSerial += 1
-            sniConns[serial] = SniConn(serial: serial, fd: fd, peer: peer, pendingTicket: pend, connectionTicket: open, now: now)
+extension RelayCore {
+    /// A connection accepted on the SNI listener: waits for its ClientHello; or nil, the
+    /// stream closed, when a limit drops it (connections and pending ones, in all and per
+    /// source, draining).
+    @discardableResult
+    func acceptSni(_ stream: ByteStream, peer: SocketAddress, now: Instant) -> SniConn? {
+        if drainDeadline != nil {
+            drop(stream, peer, "sni_draining", now: now)
+            return nil
         }
+        let source = SourceKey(source: peer)
+        let open: Gate.Ticket
+        let pend: Gate.Ticket
+        switch sniOpen.enter(source) {
+        case .success(let t): open = t
+        case .failure(let r):
+            drop(stream, peer, r == .full ? "sni_limit" : "sni_per_source", now: now)
+            return nil
+        }
+        switch sniPending.enter(source) {
+        case .success(let t): pend = t
+        case .failure(let r):
+            open.leave()
+            drop(stream, peer, r == .full ? "sni_pending_limit" : "sni_pending_per_source", now: now)
+            return nil
+        }
+        let serial = nextSerial
+        nextSerial += 1
+        let s = SniConn(serial: serial, stream: stream, peer: peer, pendingTicket: pend, connectionTicket: open, now: now)
+        sniConns[serial] = s
+        return s
     }
 
     func driveSni(_ s: SniConn, now: Instant) {
@@ -87,7 +89,7 @@ extension Relay {
     /// Finds the device that claimed `host` and opens a stream to it for the client.
     func routeSni(_ s: SniConn, _ host: String, now: Instant) {
         s.hostname = host
-        guard let owner = registry.owner(ofHostname: host), let dev = online[owner], dev.phase == .ready,
+        guard let owner = registry.owner(ofHostname: host), let dev = online[owner], dev.phase.isReady,
               Text.contains(dev.hostnames, host) else {
             sniRefuse(s, reason: "unknown_hostname", now: now)
             return
@@ -125,7 +127,6 @@ extension Relay {
         s.pendingTicket.leave()
         s.connectionTicket.leave()
         s.closed = true
-        s.reg.remove(epoll)  // before the fd is closed: its number may be reused at once
         s.splice.closeLocal(abort: abort)
         s.dev = nil
     }

@@ -5,7 +5,7 @@ import Wire
 
 /// Tunnels that passed the hello: their mux events, a forward's opens joined to a
 /// device's stream, bytes moved between the joined legs.
-extension Relay {
+extension RelayCore {
     func moveJoin(_ j: Join) {
         if j.move() {
             j.fwd.dirty = true
@@ -117,7 +117,7 @@ extension Relay {
         case .device(let askedID):
             var devID = askedID
             if let (from, to) = faultRoute, from == askedID { devID = to }
-            guard let d = online[devID], d.phase == .ready, !d.link.isClosed else {
+            guard let d = online[devID], d.phase.isReady, !d.link.isClosed else {
                 refuseOpen(c, sid, .noSuchDevice)
                 refusedLog.log(.info, "stream_refused", "from=" + (c.id?.text ?? "-") + " device=" + devID.text
                                + " reason=no_such_device", now: now)

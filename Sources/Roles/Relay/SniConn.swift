@@ -29,17 +29,15 @@ final class SniConn {
     var dev: RelayConn? = nil
     var hostname = ""
     var closed = false
-    /// Its socket's registration with the relay's epoll.
-    var reg = Registration()
 
-    init(serial: UInt64, fd: Int32, peer: SocketAddress, pendingTicket: Gate.Ticket, connectionTicket: Gate.Ticket,
+    init(serial: UInt64, stream: ByteStream, peer: SocketAddress, pendingTicket: Gate.Ticket, connectionTicket: Gate.Ticket,
          now: Instant) {
         self.serial = serial
         self.peer = peer
         self.pendingTicket = pendingTicket
         self.connectionTicket = connectionTicket
         lastActive = now
-        splice = RawSplice(streamID: 0, fd: fd, label: peer.text, buffer: ByteQueue(capacity: ClientHelloSNI.maxBytes))
+        splice = RawSplice(streamID: 0, stream: stream, label: peer.text, buffer: ByteQueue(capacity: ClientHelloSNI.maxBytes))
         phase = .hello(deadline: now.adding(ms: Limits.sniHelloTimeoutMs))
         splice.readEarly = true
     }
