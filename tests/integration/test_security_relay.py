@@ -150,8 +150,9 @@ def test_public_sni_connections_leave_room_for_operators(net):
     dev = net.keygen("dev.pem")
     op = net.keygen("op.pem")
     token = net.run("token", "--secret", secret, "--device", dev, "--hostname", HOSTNAME).stdout.strip()
+    # Debug logs: on a failure they show which SNI streams each side opened (sni_open).
     rev = net.reverse("dev.pem", "--authorized-keys", net.authorize(op), "--token", token, "--hostname", HOSTNAME,
-                      "--sni-target", "%s:%d" % (HOST, echo.port))
+                      "--sni-target", "%s:%d" % (HOST, echo.port), "--log-level", "debug")
     fwd = net.forward("op.pem", dev, "%s:%d" % (HOST, echo.port))
 
     hello = client_hello(HOSTNAME)
@@ -173,6 +174,7 @@ def test_public_sni_connections_leave_room_for_operators(net):
         # count alone does not tell which side lost one), printed whole: pytest shows the output.
         if echo.connections < 64:
             print("relay log:\n" + relay.log() + "\ndevice log:\n" + rev.log())
+            print("device sni_open lines: %d" % rev.log().count("sni_open"))
             print("relay drops:\n" + "\n".join(l for l in scrape(mport)[1].splitlines() if "drops" in l or "sni" in l))
         assert echo.connections >= 64, echo.connections
         time.sleep(0.5)
