@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Crypto
 import Loop
 import Mux
@@ -90,6 +95,11 @@ final class RelayFixture {
         core = RelayCore(rng: rng, key: key, tlsConfig: tls, resumeKeys: resume, registry: registry,
                          enrollSecret: nil, clientCA: nil, openEnrollment: openEnrollment, heartbeatMs: heartbeatMs,
                          drainTimeoutMs: drainTimeoutMs, maxTunnels: maxTunnels)
+    }
+
+    deinit {
+        for f in ["registry", "registry.journal", "resume-keys"] { Files.remove(dir + "/" + f) }
+        _ = rmdir(dir)
     }
 
     var pinDigest: [UInt8] { Digest.sha256(key.publicKeyDER()) }
