@@ -2056,6 +2056,25 @@ static int sc_random(uint8_t b[32], fe s)
     return -1;
 }
 
+/*
+ * The last key pair generated, for the export of its public key that follows
+ * (README.md, "Key pair cache"): mbedTLS's driver glue drops the public key
+ * that p256_gen_keypair computes, and psa_export_public_key asks
+ * p256_public_from_private for it right after (TLS 1.3's ECDHE share). One
+ * entry per thread (the host's tests run threads); written by a successful
+ * p256_gen_keypair (replacing the previous entry), wiped by a failed one and
+ * by every p256_public_from_private, which uses it only if its private key
+ * equals the entry's (compared in constant time; only the verdict, "the key
+ * just generated", decides). P256_NO_KEYCACHE leaves it out.
+ */
+#ifndef P256_NO_KEYCACHE
+static _Thread_local struct {
+    uint8_t priv[32];
+    uint8_t pub[64];
+    uint8_t full;           /* 1 when priv, pub hold a pair */
+} keycache;
+#endif
+
 int p256_gen_keypair(uint8_t priv[32], uint8_t pub[64])
 {
     fe s;
@@ -2066,6 +2085,15 @@ int p256_gen_keypair(uint8_t priv[32], uint8_t pub[64])
         ret = P256_SUCCESS;
     }
     zeroize(s, sizeof s);
+#ifndef P256_NO_KEYCACHE
+    if (ret == P256_SUCCESS) {
+        memcpy(keycache.priv, priv, 32);
+        memcpy(keycache.pub, pub, 64);
+        keycache.full = 1;
+    } else {
+        zeroize(&keycache, sizeof keycache);
+    }
+#endif
     return ret;
 }
 
@@ -2074,6 +2102,19 @@ int p256_public_from_private(uint8_t pub[64], const uint8_t priv[32])
     fe s;
     int ret = P256_INVALID_PRIVKEY;
 
+#ifndef P256_NO_KEYCACHE
+    unsigned diff = keycache.full ^ 1u;
+    for (int i = 0; i < 32; i++) {
+        diff |= (unsigned) (priv[i] ^ keycache.priv[i]);
+    }
+    DECLASSIFY(&diff, sizeof diff);     /* the verdict only: the pair just generated or not */
+    if (diff == 0) {                    /* (the entry's key is valid: gen_keypair drew it) */
+        memcpy(pub, keycache.pub, 64);
+        zeroize(&keycache, sizeof keycache);
+        return P256_SUCCESS;
+    }
+    zeroize(&keycache, sizeof keycache);
+#endif
     if (sc_from_bytes(s, priv) != 0) {
         base_point_out(pub, NULL, s);
         ret = P256_SUCCESS;
