@@ -200,11 +200,66 @@ static void test_keycache(void)
     check(ok && cache_empty(), "cache: hit after the other thread", none);
 }
 
+#ifdef P256_FE_MUL_SMALL
+/* x86_64's fe_mul_small(z, a, c) against c - 1 additions, c = 1..8. */
+static void test_mul_small(void)
+{
+    fe xs[64], one = { 1 };
+    int cnt = 0;
+    memset(xs[cnt++], 0, sizeof(fe));
+    memcpy(xs[cnt++], one, sizeof(fe));
+    mp_sub(xs[cnt++], P, one);                  /* p - 1 */
+    memcpy(xs[cnt], P, sizeof(fe));
+    xs[cnt][0] -= 2;                            /* p - 2 */
+    cnt++;
+    for (int i = 0; i < 8; i++) {               /* around p / c for the reductions */
+        fe t = { 0 };
+        t[NL - 1] = (limb) 1 << (LB - 1 - (i % 4));
+        mp_sub(xs[cnt++], P, t);
+        memcpy(xs[cnt++], t, sizeof(fe));
+    }
+    for (int i = 0; i < 3; i++) {               /* all ones in one limb (limb 3: >= p) */
+        memset(xs[cnt], 0, sizeof(fe));
+        xs[cnt++][i] = (limb) -1;
+    }
+    memset(xs[cnt], 0, sizeof(fe));
+    xs[cnt++][3] = (limb) 0xfffffffeffffffffULL;
+    while (cnt < 64) {
+        rnd_below(xs[cnt++], P);
+    }
+    for (int rep = 0; rep < 20; rep++) {
+        for (int k = 0; k < 64; k++) {
+            if (rep > 0 && k < 24) {     /* the edge values once */
+                continue;
+            }
+            if (rep > 0) {
+                rnd_below(xs[k], P);
+            }
+            fe want, got;
+            memcpy(want, xs[k], sizeof(fe));
+            for (limb c = 1; c <= 8; c++) {
+                if (c > 1) {
+                    fe_add(want, want, xs[k]);
+                }
+                fe_mul_small(got, xs[k], c);
+                check(fe_eq(got, want) != 0, "fe_mul_small against additions", xs[k]);
+                memcpy(got, xs[k], sizeof(fe));
+                fe_mul_small(got, got, c);          /* in place */
+                check(fe_eq(got, want) != 0, "fe_mul_small in place", xs[k]);
+            }
+        }
+    }
+}
+#endif
+
 int main(void)
 {
     test_inv();
     test_recode();
     test_keycache();
+#ifdef P256_FE_MUL_SMALL
+    test_mul_small();
+#endif
     printf("internal: %lu passed, %lu failed\n", passed, failed);
     return failed != 0;
 }
