@@ -22,6 +22,7 @@ include cross/host.mk
 include cross/interop/interop.mk
 include cross/p256/p256.mk
 include cross/chachapoly/chachapoly.mk
+include cross/sha256/sha256.mk
 include bench/bench.mk
 include bench/wan.mk
 include Fuzz/fuzz.mk
@@ -63,6 +64,7 @@ test: deps
 	$(MAKE) release
 	@bash tests/step.sh chachapoly $(MAKE) --no-print-directory test-chachapoly
 	@bash tests/step.sh p256 $(MAKE) --no-print-directory test-p256
+	@bash tests/step.sh sha256 $(MAKE) --no-print-directory test-sha256
 	@bash tests/step.sh release $(MAKE) --no-print-directory test-release
 	@bash tests/step.sh integration $(MAKE) --no-print-directory test-integration
 	@bash tests/step.sh fuzz $(MAKE) --no-print-directory fuzz-regress

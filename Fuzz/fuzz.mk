@@ -46,11 +46,12 @@ fuzz-regress: fuzz-build
 
 # mbedTLS with coverage and ASan instrumentation (so the fuzzer sees inside the
 # PEM/DER/X.509 parsers, and ASan checks the buffers we hand them), built with
-# the project's configuration like every other build; our ChaCha20/Poly1305
-# objects (its ALT) beside it, instrumented the same way.
+# the project's configuration like every other build; our ChaCha20/Poly1305,
+# P-256 and SHA-256 objects (its ALTs and driver) beside it, instrumented the same way.
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address
 FUZZ_P256_OBJS := $(FUZZ_B)/alt/p256-p256.o $(FUZZ_B)/alt/p256-psa_random.o
-FUZZ_ALT_OBJS := $(patsubst $(CHACHA_DIR)/%.c,$(FUZZ_B)/alt/chacha-%.o,$(CHACHA_SRCS)) $(FUZZ_P256_OBJS)
+FUZZ_SHA256_OBJS := $(FUZZ_B)/alt/sha256-sha256_x86.o
+FUZZ_ALT_OBJS := $(patsubst $(CHACHA_DIR)/%.c,$(FUZZ_B)/alt/chacha-%.o,$(CHACHA_SRCS)) $(FUZZ_P256_OBJS) $(FUZZ_SHA256_OBJS)
 $(FUZZ_MBED)/lib/libmbedtls.a: $(FUZZ_MBED_SRC)/include/mbedtls/version.h $(MBED_CONFIG)
 	AGENT_P256_OURS=$(P256_OURS) bash cross/build-mbedtls.sh $(FUZZ_MBED_SRC) $(FUZZ_MBED) $(FUZZ_CC) ar \
 	  $(FUZZ_CFLAGS) $(CHACHA_INC)
@@ -59,6 +60,9 @@ $(FUZZ_MBED)/lib/libmbedx509.a $(FUZZ_MBED)/lib/libmbedcrypto.a: $(FUZZ_MBED)/li
 $(FUZZ_B)/alt/p256-%.o: $(P256_DIR)/%.c $(P256_HDRS) $(FUZZ_MBED)/lib/libmbedtls.a
 	mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I $(FUZZ_MBED)/include $(CHACHA_INC) -c $< -o $@
+$(FUZZ_B)/alt/sha256-%.o: $(SHA256_DIR)/%.c $(SHA256_HDRS) $(FUZZ_MBED)/lib/libmbedtls.a
+	mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I $(FUZZ_MBED)/include $(SHA256_INC) -c $< -o $@
 $(FUZZ_B)/alt/chacha-%.o: $(CHACHA_DIR)/%.c $(CHACHA_HDRS) $(FUZZ_MBED)/lib/libmbedtls.a
 	mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I $(FUZZ_MBED)/include $(CHACHA_INC) -c $< -o $@

@@ -76,6 +76,12 @@
 #if defined(__aarch64__)
 #define MBEDTLS_SHA256_SMALLER
 #endif
+/* x86_64: our compression function (cross/sha256/README.md): the SHA
+ * extensions when the CPU has them (chosen at run time), else portable C.
+ * The ARM targets keep mbedTLS's code. */
+#if defined(__x86_64__)
+#define MBEDTLS_SHA256_PROCESS_ALT
+#endif
 
 /* Keys and certificates */
 #define MBEDTLS_OID_C

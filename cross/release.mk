@@ -72,6 +72,14 @@ CHACHA_INC  := -I$(CURDIR)/$(CHACHA_DIR)
 # p256.c's defaults then choose per target (cross/p256/README.md): the 26 KB
 # fixed-base window table on x86_64 and armv7, the 2 KB comb on aarch64 (-Os:
 # no room); divsteps inversions on x86_64 only.
+# Our SHA-256 compression function (cross/sha256/README.md) on x86_64 only:
+# cross/mbedtls_config.h defines MBEDTLS_SHA256_PROCESS_ALT there, and mbedTLS's
+# sha256.c calls it; the ARM targets keep mbedTLS's code (no objects).
+SHA256_DIR    := cross/sha256
+SHA256_HDRS   := $(wildcard $(SHA256_DIR)/*.h)
+SHA256_INC    := -I$(CURDIR)/$(SHA256_DIR)
+SHA256_ARCHES := x86_64
+
 P256_DIR  := cross/p256
 P256_OURS := 1
 P256_HDRS := $(wildcard $(P256_DIR)/*.h)
@@ -155,7 +163,7 @@ $$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/li
 build/agent-$(1): $$($(1)_B)/swift.stamp $$($(1)_B)/cshims.o $$($(1)_B)/buildinfo.o
 	mkdir -p build
 	$$($(1)_CCX) -static -fuse-ld=lld -B$(SWIFT_TC)/bin -Wl,--no-dynamic-linker -Wl,--gc-sections -Wl,--icf=all \
-	  $$($(1)_B)/agent-all.o $$($(1)_B)/cshims.o $$($(1)_B)/buildinfo.o $$($(1)_CHACHA_OBJS) $$($(1)_P256_OBJS) \
+	  $$($(1)_B)/agent-all.o $$($(1)_B)/cshims.o $$($(1)_B)/buildinfo.o $$($(1)_CHACHA_OBJS) $$($(1)_P256_OBJS) $$($(1)_SHA256_OBJS) \
 	  $$($(1)_MBED)/lib/libmbedtls.a $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a \
 	  $(SWIFT_TC)/lib/swift/embedded/$$($(1)_SWIFT_TRIPLE)/libswiftUnicodeDataTables.a -lm \
 	  -o $$@.unstripped
@@ -194,3 +202,14 @@ build/agent-$(1): $$($(1)_P256_OBJS)
 endef
 
 $(foreach a,$(RELEASE_ARCHES),$(eval $(call p256_rules,$(a))))
+
+# $(call sha256_rules,ARCH): our SHA-256 object for this target, at -O2.
+define sha256_rules
+$(1)_SHA256_OBJS := $$($(1)_B)/sha256-sha256_x86.o
+$$($(1)_B)/sha256-%.o: $(SHA256_DIR)/%.c $(SHA256_HDRS) $$($(1)_MBED)/lib/libmbedtls.a
+	mkdir -p $$(@D)
+	$$($(1)_CCX) -O2 -ffunction-sections -fdata-sections -I $$($(1)_MBED)/include $(SHA256_INC) -c $$< -o $$@
+build/agent-$(1): $$($(1)_SHA256_OBJS)
+endef
+
+$(foreach a,$(SHA256_ARCHES),$(eval $(call sha256_rules,$(a))))

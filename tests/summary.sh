@@ -14,7 +14,7 @@ if [ -f $f ]; then
     n=$(grep -E "Test run with [0-9]+ tests?" $f | tail -1 | sed -E 's/.*with ([0-9]+) tests?.*/\1/'); row "unit tests (swift test)" 0 "${n:-1}"
   fi
 fi
-for pair in "modules:modules" "chachapoly:chachapoly" "p256:p256" "release:release checks"; do
+for pair in "modules:modules" "chachapoly:chachapoly" "p256:p256" "sha256:sha256" "release:release checks"; do
   f=build/test-logs/${pair%%:*}.log; label=${pair#*:}
   [ -f $f ] || continue
   l=$(grep -E "^$label: [0-9]+ passed, [0-9]+ failed" $f | tail -1)

@@ -10,7 +10,8 @@
 #                         s_server; ends with "chachapoly: N passed, M failed"
 #   make bench-crypto     MB/s ours vs mbedTLS on x86_64; instructions per byte
 #                         under qemu for aarch64 and armv7; then the P-256 rows
-#                         (make bench-p256: sign, verify, key generation, ECDH)
+#                         (make bench-p256: sign, verify, key generation, ECDH),
+#                         then SHA-256 (make bench-sha256)
 
 CHACHA_T := $(CHACHA_DIR)/test
 
@@ -41,7 +42,7 @@ $$($(1)_CT)/t-%.o: $(CHACHA_T)/%.c $(wildcard $(CHACHA_T)/*.h) $(CHACHA_HDRS) $(
 $$($(1)_CT)/test_chachapoly $$($(1)_CT)/bench_chachapoly: $$($(1)_CT)/%: $$($(1)_CT)/t-%.o $$($(1)_CT_REF) $$($(1)_CHACHA_OBJS) $$($(1)_MBED)/lib/libmbedtls.a
 	$$($(1)_CT_LINK) $$(filter %.o,$$^) $$($(1)_MBED)/lib/libmbedcrypto.a -o $$@
 
-$$($(1)_CT)/interop: $$($(1)_CT)/t-interop.o $$($(1)_INTEROP_OBJ) $$($(1)_CHACHA_OBJS) $$($(1)_P256_OBJS) $$($(1)_MBED)/lib/libmbedtls.a
+$$($(1)_CT)/interop: $$($(1)_CT)/t-interop.o $$($(1)_INTEROP_OBJ) $$($(1)_CHACHA_OBJS) $$($(1)_P256_OBJS) $$($(1)_SHA256_OBJS) $$($(1)_MBED)/lib/libmbedtls.a
 	$$($(1)_CT_LINK) $$(filter %.o,$$^) $$($(1)_MBED)/lib/libmbedtls.a \
 	  $$($(1)_MBED)/lib/libmbedx509.a $$($(1)_MBED)/lib/libmbedcrypto.a -o $$@
 
@@ -57,3 +58,4 @@ test-chachapoly: $(CHACHA_TEST_PROGS)
 bench-crypto: $(CHACHA_BENCH_PROGS) $(P256_BENCH_PROGS)
 	bash $(CHACHA_T)/run.sh bench $(RELEASE_ARCHES)
 	bash $(P256_T)/run.sh bench $(RELEASE_ARCHES)
+	bash $(SHA256_DIR)/test/run.sh bench

@@ -306,6 +306,7 @@ void agent_p256_x64_add(limb *z, const limb *a, const limb *b);
 void agent_p256_x64_sub(limb *z, const limb *a, const limb *b);
 void agent_p256_x64_scmul(limb *z, const limb *a, const limb *b);
 void agent_p256_x64_sqr(limb *z, const limb *a);
+void agent_p256_x64_mulsmall(limb *z, const limb *a, limb c);
 __asm__(
     ".text\n"
     ".type agent_p256_x64_mul, @function\n"
@@ -531,6 +532,66 @@ __asm__(
     "\tmov %r9, 24(%rdi)\n"
     "\tret\n"
     ".size agent_p256_x64_add, .-agent_p256_x64_add\n"
+    ".type agent_p256_x64_mulsmall, @function\n"
+    ".p2align 4\n"
+    "agent_p256_x64_mulsmall:\n"
+    "\tmov %rdx, %rcx\n"
+    "\tmov (%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tmov %rax, %r8\n"
+    "\tmov %rdx, %r9\n"
+    "\tmov 8(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %r9, %rax\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rax, %r9\n"
+    "\tmov %rdx, %r10\n"
+    "\tmov 16(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %r10, %rax\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rax, %r10\n"
+    "\tmov %rdx, %r11\n"
+    "\tmov 24(%rsi), %rax\n"
+    "\tmul %rcx\n"
+    "\tadd %r11, %rax\n"
+    "\tadc $0, %rdx\n"
+    "\tmov %rax, %r11\n"
+    "\tmov %rdx, %rcx\n"
+    "\tshl $32, %rcx\n"
+    "\tmov %rcx, %rsi\n"
+    "\tsub %rdx, %rsi\n"
+    "\txor %eax, %eax\n"
+    "\tadd %rdx, %r8\n"
+    "\tadc $0, %r9\n"
+    "\tadc $0, %r10\n"
+    "\tadc %rsi, %r11\n"
+    "\tadc $0, %rax\n"
+    "\tsub %rcx, %r9\n"
+    "\tsbb $0, %r10\n"
+    "\tsbb $0, %r11\n"
+    "\tsbb $0, %rax\n"
+    "\tmov %r8, (%rdi)\n"
+    "\tmov %r9, 8(%rdi)\n"
+    "\tmov %r10, 16(%rdi)\n"
+    "\tmov %r11, 24(%rdi)\n"
+    "\tmov $0xffffffff, %rcx\n"
+    "\tmovabs $0xffffffff00000001, %rdx\n"
+    "\tsub $-1, %r8\n"
+    "\tsbb %rcx, %r9\n"
+    "\tsbb $0, %r10\n"
+    "\tsbb %rdx, %r11\n"
+    "\tsbb $0, %rax\n"
+    "\tcmovc (%rdi), %r8\n"
+    "\tcmovc 8(%rdi), %r9\n"
+    "\tcmovc 16(%rdi), %r10\n"
+    "\tcmovc 24(%rdi), %r11\n"
+    "\tmov %r8, (%rdi)\n"
+    "\tmov %r9, 8(%rdi)\n"
+    "\tmov %r10, 16(%rdi)\n"
+    "\tmov %r11, 24(%rdi)\n"
+    "\tret\n"
+    ".size agent_p256_x64_mulsmall, .-agent_p256_x64_mulsmall\n"
     ".type agent_p256_x64_sub, @function\n"
     ".p2align 4\n"
     "agent_p256_x64_sub:\n"
@@ -979,6 +1040,14 @@ __asm__(
 #define fe_sub agent_p256_x64_sub
 #define P256_SC_MUL_ASM
 #define fe_sqr agent_p256_x64_sqr
+/* z = c a mod p for c in 1..8 (a < p): one call instead of the two or three
+ * fe_add that 3a, 4a and 8a take (three in the doubling, one in the mixed
+ * addition). c a = h 2^256 + x with h < 8, and 2^256 = 2^224 - 2^192 - 2^96
+ * + 1 mod p, so r = x + h (2^224 - 2^192 - 2^96 + 1) (h at limb 0, h 2^32 - h
+ * at limb 3, minus h 2^32 at limb 1) is below 2^256 + 2^227 < 2p: then one
+ * subtraction of p, selected by cmov like fe_add's. */
+#define P256_FE_MUL_SMALL
+#define fe_mul_small agent_p256_x64_mulsmall
 #elif P256_SMALL
 /* one Montgomery multiplication for p and n */
 static NOINLINE void mont_mul_g(fe z, const fe a, const fe b, const fe m, limb m0)
@@ -1399,6 +1468,7 @@ static void fe_from_mont(fe z, const fe a)
     fe_mul(z, a, one);
 }
 
+
 /* ------------------------------------------------------------------------ */
 /* Points                                                                    */
 
@@ -1413,23 +1483,35 @@ static NOINLINE void jac_dbl(jac *r, const jac *a)
     fe_sub(t, a->x, delta);
     fe_add(u, a->x, delta);
     fe_mul(t, t, u);
+#ifdef P256_FE_MUL_SMALL
+    fe_mul_small(alpha, t, 3);
+#else
     fe_add(alpha, t, t);
     fe_add(alpha, alpha, t);            /* 3 (x - delta)(x + delta) */
+#endif
     fe_add(t, a->y, a->z);
     fe_sqr(t, t);
     fe_sub(t, t, gamma);
     fe_sub(r->z, t, delta);             /* (y + z)^2 - gamma - delta */
+#ifdef P256_FE_MUL_SMALL
+    fe_mul_small(beta, beta, 4);
+#else
     fe_add(beta, beta, beta);
     fe_add(beta, beta, beta);           /* 4 beta */
+#endif
     fe_sqr(t, alpha);
     fe_sub(t, t, beta);
     fe_sub(r->x, t, beta);              /* alpha^2 - 8 beta */
     fe_sub(t, beta, r->x);
     fe_mul(t, t, alpha);
     fe_sqr(gamma, gamma);
+#ifdef P256_FE_MUL_SMALL
+    fe_mul_small(gamma, gamma, 8);
+#else
     fe_add(gamma, gamma, gamma);
     fe_add(gamma, gamma, gamma);
     fe_add(gamma, gamma, gamma);        /* 8 gamma^2 */
+#endif
     fe_sub(r->y, t, gamma);
 }
 
@@ -1447,8 +1529,12 @@ static void jac_madd_raw(jac *r, const jac *a, const fe x2, const fe y2,
     fe_mul(s2, s2, z1z1);
     fe_sub(h, u2, a->x);
     fe_sqr(hh, h);
+#ifdef P256_FE_MUL_SMALL
+    fe_mul_small(i, hh, 4);
+#else
     fe_add(i, hh, hh);
     fe_add(i, i, i);
+#endif
     fe_mul(j, h, i);
     fe_sub(rr, s2, a->y);
     fe_add(rr, rr, rr);
@@ -2056,6 +2142,25 @@ static int sc_random(uint8_t b[32], fe s)
     return -1;
 }
 
+/*
+ * The last key pair generated, for the export of its public key that follows
+ * (README.md, "Key pair cache"): mbedTLS's driver glue drops the public key
+ * that p256_gen_keypair computes, and psa_export_public_key asks
+ * p256_public_from_private for it right after (TLS 1.3's ECDHE share). One
+ * entry per thread (the host's tests run threads); written by a successful
+ * p256_gen_keypair (replacing the previous entry), wiped by a failed one and
+ * by every p256_public_from_private, which uses it only if its private key
+ * equals the entry's (compared in constant time; only the verdict, "the key
+ * just generated", decides). P256_NO_KEYCACHE leaves it out.
+ */
+#ifndef P256_NO_KEYCACHE
+static _Thread_local struct {
+    uint8_t priv[32];
+    uint8_t pub[64];
+    uint8_t full;           /* 1 when priv, pub hold a pair */
+} keycache;
+#endif
+
 int p256_gen_keypair(uint8_t priv[32], uint8_t pub[64])
 {
     fe s;
@@ -2066,6 +2171,15 @@ int p256_gen_keypair(uint8_t priv[32], uint8_t pub[64])
         ret = P256_SUCCESS;
     }
     zeroize(s, sizeof s);
+#ifndef P256_NO_KEYCACHE
+    if (ret == P256_SUCCESS) {
+        memcpy(keycache.priv, priv, 32);
+        memcpy(keycache.pub, pub, 64);
+        keycache.full = 1;
+    } else {
+        zeroize(&keycache, sizeof keycache);
+    }
+#endif
     return ret;
 }
 
@@ -2074,6 +2188,19 @@ int p256_public_from_private(uint8_t pub[64], const uint8_t priv[32])
     fe s;
     int ret = P256_INVALID_PRIVKEY;
 
+#ifndef P256_NO_KEYCACHE
+    unsigned diff = keycache.full ^ 1u;
+    for (int i = 0; i < 32; i++) {
+        diff |= (unsigned) (priv[i] ^ keycache.priv[i]);
+    }
+    DECLASSIFY(&diff, sizeof diff);     /* the verdict only: the pair just generated or not */
+    if (diff == 0) {                    /* (the entry's key is valid: gen_keypair drew it) */
+        memcpy(pub, keycache.pub, 64);
+        zeroize(&keycache, sizeof keycache);
+        return P256_SUCCESS;
+    }
+    zeroize(&keycache, sizeof keycache);
+#endif
     if (sc_from_bytes(s, priv) != 0) {
         base_point_out(pub, NULL, s);
         ret = P256_SUCCESS;

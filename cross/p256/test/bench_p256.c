@@ -8,7 +8,9 @@
  *                              each implementation interleaved
  *   bench_p256 --ops WHAT N    just N operations of WHAT (for counting guest
  *                              instructions under qemu, test/run.sh):
- *                              {ours,base,ref}-{sign,verify,keygen,ecdh},
+ *                              {ours,base,ref}-{sign,verify,keygen,keyshare,ecdh}
+ *                              (keyshare: gen_keypair then public_from_private,
+ *                              as PSA makes an ECDHE share),
  *                              with the same keys and hash in every run
  */
 #include <stdio.h>
@@ -23,9 +25,10 @@
     int p##p256_gen_keypair(uint8_t *, uint8_t *); \
     int p##p256_ecdh_shared_secret(uint8_t *, const uint8_t *, const uint8_t *); \
     int p##p256_ecdsa_sign(uint8_t *, const uint8_t *, const uint8_t *, size_t); \
-    int p##p256_ecdsa_verify(const uint8_t *, const uint8_t *, const uint8_t *, size_t);
+    int p##p256_ecdsa_verify(const uint8_t *, const uint8_t *, const uint8_t *, size_t); \
+    int p##p256_public_from_private(uint8_t *, const uint8_t *);
 #define IMPL(n, p) { n, p##p256_gen_keypair, p##p256_ecdh_shared_secret, p##p256_ecdsa_sign, \
-    p##p256_ecdsa_verify }
+    p##p256_ecdsa_verify, p##p256_public_from_private }
 #ifdef HAVE_BASE
 DECL(base_)
 #endif
@@ -65,6 +68,7 @@ typedef struct {
     int (*ecdh)(uint8_t *, const uint8_t *, const uint8_t *);
     int (*sign)(uint8_t *, const uint8_t *, const uint8_t *, size_t);
     int (*verify)(const uint8_t *, const uint8_t *, const uint8_t *, size_t);
+    int (*pub_from_priv)(uint8_t *, const uint8_t *);
 } impl;
 
 static const impl IMPLS[] = {
@@ -91,6 +95,11 @@ static int run(const impl *im, const char *what, long n)
         } else if (strcmp(what, "keygen") == 0) {
             uint8_t d[32];
             bad |= im->gen_keypair(d, out);
+        } else if (strcmp(what, "keyshare") == 0) {
+            /* what PSA does for an ECDHE share: generate, then export */
+            uint8_t d[32];
+            bad |= im->gen_keypair(d, out);
+            bad |= im->pub_from_priv(out, d);
         } else if (strcmp(what, "ecdh") == 0) {
             bad |= im->ecdh(out, priv, peer);
         } else {
@@ -126,7 +135,7 @@ static double rate(const impl *im, const char *what)
 int main(int argc, char **argv)
 {
     uint8_t d2[32];
-    static const char *whats[] = { "sign", "verify", "keygen", "ecdh" };
+    static const char *whats[] = { "sign", "verify", "keygen", "keyshare", "ecdh" };
 
     deterministic = argc == 4 && strcmp(argv[1], "--ops") == 0;
     if (p256_gen_keypair(priv, pub) != 0 || p256_gen_keypair(d2, peer) != 0) {
@@ -163,7 +172,7 @@ int main(int argc, char **argv)
     printf(" %10s", "p256-m");
 #endif
     printf("\n");
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         /* best of 3 rounds, the implementations interleaved in each round */
         double best[NIMPLS] = { 0 };
         for (int r = 0; r < 3; r++) {

@@ -115,7 +115,7 @@ bench_mode() {
     echo "$a (under ${run[$a]}): guest instructions per operation"
     printf '  %-8s %12s %12s %8s %12s\n' "" "ours" "before" "fewer" "p256-m"
     n=2
-    for what in sign verify keygen ecdh; do
+    for what in sign verify keygen keyshare ecdh; do
       start=$(insns "$a" "ours-$what" 0)
       c=$(insns "$a" "ours-$what" $n)
       ours=$(( (c - start) / n ))

@@ -633,6 +633,54 @@ static void test_edge_scalars(const impl *im)
     }
 }
 
+/* The key pair cache (README.md, "Key pair cache"): public_from_private
+ * after gen_keypair gives the same result as computed, whatever came in
+ * between (another key pair, a failed generation, another key, the same key
+ * twice). The implementation without a cache (p256-m) answers the same; the
+ * hits and wipes themselves are checked by internal_p256. */
+static void test_keycache(const impl *im)
+{
+    uint8_t a[32], pa[64], b[32], pb[64], out[64], x[32], px[64];
+
+    rnd(x, 32);
+    x[0] &= 0x7f;
+    CHECK(IMPLS[0].pub_from_priv(px, x) == 0, "cache: a key");
+    for (int round = 0; round < 8; round++) {
+        /* generated, then exported: the cached pair, then computed again */
+        forced = NULL;
+        CHECK(im->gen_keypair(a, pa) == 0, "cache: gen_keypair");
+        CHECK(im->pub_from_priv(out, a) == 0 && memcmp(out, pa, 64) == 0, "cache: export after gen");
+        CHECK(im->pub_from_priv(out, a) == 0 && memcmp(out, pa, 64) == 0, "cache: export again");
+        /* two pairs, exported in the other order */
+        CHECK(im->gen_keypair(a, pa) == 0 && im->gen_keypair(b, pb) == 0, "cache: two pairs");
+        CHECK(im->pub_from_priv(out, a) == 0 && memcmp(out, pa, 64) == 0, "cache: the older pair");
+        CHECK(im->pub_from_priv(out, b) == 0 && memcmp(out, pb, 64) == 0, "cache: the newer pair");
+        /* another key after a generation, then the generated one */
+        CHECK(im->gen_keypair(a, pa) == 0, "cache: gen_keypair");
+        CHECK(im->pub_from_priv(out, x) == 0 && memcmp(out, px, 64) == 0, "cache: another key");
+        CHECK(im->pub_from_priv(out, a) == 0 && memcmp(out, pa, 64) == 0, "cache: generated key later");
+        /* the generated key with one bit flipped: not the cached pair */
+        CHECK(im->gen_keypair(a, pa) == 0, "cache: gen_keypair");
+        memcpy(b, a, 32);
+        b[round * 4 + 1] ^= (uint8_t) (1u << round);
+        int rb = IMPLS[0].pub_from_priv(pb, b);
+        CHECK(im->pub_from_priv(out, b) == rb && (rb != 0 || memcmp(out, pb, 64) == 0),
+              "cache: a key one bit away");
+        CHECK(rb != 0 || memcmp(out, pa, 64) != 0, "cache: a key one bit away, another public key");
+        /* a failed generation after a good one */
+        CHECK(im->gen_keypair(a, pa) == 0, "cache: gen_keypair");
+        memcpy(b, a, 32);
+        rng_fail = 1;
+        CHECK(im->gen_keypair(b, out) == P256_RANDOM_FAILED, "cache: RNG failure");
+        rng_fail = 0;
+        CHECK(im->pub_from_priv(out, a) == 0 && memcmp(out, pa, 64) == 0, "cache: after a failure");
+        /* invalid private keys are still rejected (0, n) after a generation */
+        CHECK(im->gen_keypair(a, pa) == 0, "cache: gen_keypair");
+        memset(b, 0, 32);
+        CHECK(im->pub_from_priv(out, b) == P256_INVALID_PRIVKEY, "cache: 0 still invalid");
+    }
+}
+
 int main(int argc, char **argv)
 {
     int quick = 0, ai = 1;
@@ -657,6 +705,7 @@ int main(int argc, char **argv)
         unsigned long f0 = failed, p0 = passed;
         test_kat(im);
         test_edges(im);
+        test_keycache(im);
         if (argc > ai) {
             test_vectors(im, argv[ai], i == 0 ? outf : NULL);
         }
