@@ -7,8 +7,8 @@ import Wire
 /// `limit x bufferSize`, the fixed windows of before). A stream starts with
 /// `bufferSize` and may grow up to `maxBufferSize` while its path needs it
 /// (`Mux` decides, see `MuxLimits.windowIdleMs`); growth takes at most half of
-/// the budget still free, so streams that grow later (and new streams) always
-/// find room. When a new stream cannot have `bufferSize` it is refused
+/// the budget still free and leaves room for one more base window, so streams
+/// that grow later and new streams find room. When a new stream cannot have `bufferSize` it is refused
 /// (`Reason.noResources`); a stream never grows because a peer asked for more.
 ///
 /// Buffers hold no memory while empty and parked (they are made parked and the
@@ -57,10 +57,13 @@ public final class BufferPool {
     }
 
     /// Grows a buffer taken from this pool to `size` (at most `maxBufferSize`) if
-    /// the growth fits in half of the budget still free; false if not.
+    /// the growth fits in half of the budget still free and leaves room for one more
+    /// stream's base window; false if not.
     public func grow(_ q: ByteQueue, to size: Int) -> Bool {
         let delta = size - q.capacity
-        guard delta > 0, size <= maxBufferSize, delta <= (budget - committed) / 2 else { return false }
+        let free = budget - committed
+        let reserve = inUse < limit ? bufferSize : 0
+        guard delta > 0, size <= maxBufferSize, delta <= free / 2, delta <= free - reserve else { return false }
         q.resize(to: size)
         committed += delta
         return true

@@ -522,12 +522,14 @@ public final class Mux {
                 // Looked at again while the owner still has bytes to read (reading frees
                 // credit) or a grant did not fit; otherwise new DATA brings it back.
                 more = more || !s.receive.isEmpty || grantable >= threshold
+            }
+            if s.receive.isEmpty && !s.acceptPending {
                 // A window that shrank (idle) gives its memory back once the credit
-                // already granted fits the smaller one.
-                if s.receive.capacity > s.window && s.receive.isEmpty && s.recvCredit <= s.window {
-                    pool.shrink(s.receive, to: s.window)
-                }
-                if !s.watched { s.receive.park() }   // idle (no DATA since the last look): no memory while empty
+                // already granted fits the smaller one ...
+                if s.receive.capacity > s.window && s.recvCredit <= s.window { pool.shrink(s.receive, to: s.window) }
+                // ... and an idle stream (no DATA since the last look), or one the peer
+                // finished, holds no buffer memory while it is empty.
+                if !s.watched || s.finReceived { s.receive.park() }
             }
             if s.finRequested && !s.finSent {
                 writeFin(s)
@@ -578,12 +580,16 @@ public final class Mux {
     }
 
     /// Window auto-tuning, at each DATA before it is appended (in the manner of Linux's
-    /// tcp_rcv_space_adjust): counts the bytes the owner read since the last DATA; once
-    /// per round trip, if it read more than half the window in that round trip, the
-    /// window is what limits the stream, so it doubles (up to the pool's
-    /// `maxBufferSize`, while the pool's budget has room, and never past what the round
-    /// trip calls for: on a fast local hop a bulk stream keeps little in flight).
-    /// A stream that reads slowly does not grow: growth follows what is consumed.
+    /// tcp_rcv_space_adjust): counts the bytes the owner read since the last DATA, and
+    /// once per round trip compares them with the window. If the reader took at least
+    /// 3/4 of the window in that round trip, the window is what limits the stream: it
+    /// doubles (up to the pool's `maxBufferSize`, while the pool's budget has room, and
+    /// never past what the round trip calls for: on a fast local hop a bulk stream keeps
+    /// little in flight). Otherwise the path's rate (or the reader) limits it, and a
+    /// window above 1.5 x what was read comes down to that: credit is topped up when a
+    /// quarter of it is free, so 4/3 of the bytes in flight keep the path full, and the
+    /// rest would only queue ahead of other streams. A stream that reads slowly does not
+    /// grow: growth follows what is consumed.
     func tune(_ s: MuxStream, now: Instant) {
         s.copied += max(0, s.countAfterData - s.receive.count)
         guard lastRttMs >= 0 else { return }
@@ -592,17 +598,31 @@ public final class Mux {
             s.copied = 0
             return
         }
+        if now < start {   // the round trip after a change: credit takes that long to act
+            s.copied = 0
+            return
+        }
         let rtt = max(lastRttMs, 1)
         let elapsed = now.since(start)
         if elapsed < rtt { return }
-        let perRtt = Int64(s.copied) * rtt / elapsed
+        let perRtt = Int(min(Int64(s.copied) * rtt / elapsed, Int64(Int32.max / 4)))
         s.sampleAt = now
         s.copied = 0
-        guard 2 * perRtt > Int64(s.window), s.window < pool.maxBufferSize, rttCredit > s.window else { return }
-        let next = min(pool.maxBufferSize, 2 * s.window, rttCredit)
-        if s.receive.capacity >= next || pool.grow(s.receive, to: next) {
-            s.window = next
-            notice(s)
+        if 4 * perRtt >= 3 * s.window {
+            guard s.window < pool.maxBufferSize, rttCredit > s.window else { return }
+            let next = min(pool.maxBufferSize, 2 * s.window, rttCredit)
+            if s.receive.capacity >= next || pool.grow(s.receive, to: next) {
+                s.window = next
+                s.sampleAt = now.adding(ms: rtt)
+                notice(s)
+            }
+        } else {
+            // The buffer follows once it is empty and the credit out fits (produce()).
+            let next = max(pool.bufferSize, (perRtt + perRtt / 2 + 4095) & ~4095)
+            if next < s.window {
+                s.window = next
+                s.sampleAt = now.adding(ms: rtt)
+            }
         }
     }
 

@@ -130,9 +130,11 @@ final class LongPath {
         let got = p.measure([id], ms: 2_000)[0]
         let link = p.bytesPerMs * 2_000
         #expect(got * 100 >= link * 90, "\(got) of \(link) bytes")
+        // It settles at about 1.5 x the path's bytes in flight (250 KB), not at the most
+        // it may have: the rest would only queue.
         let w = p.window(p.a, id)
-        #expect(w > 64 * 1024 && w <= 512 * 1024)
-        #expect(p.a.pool.committed == w)
+        #expect(w >= 300 * 1024 && w <= 512 * 1024)
+        #expect(p.a.pool.committed == p.a.streams[id]!.receive.capacity)
         #expect(p.a.failures.isEmpty)
     }
 
@@ -160,8 +162,9 @@ final class LongPath {
         #expect(p.a.pool.committed == p.window(p.a, id))
     }
 
-    /// A budget of four base windows: growth takes at most half of what is free, so the
-    /// window stops at 128 KiB and the budget is never exceeded.
+    /// A budget of four base windows: growth takes at most half of what is free (and
+    /// leaves one base window), so the window stops at 128 KiB and the budget is never
+    /// exceeded.
     @Test func growthStopsAtTheBudget() {
         let budget = 4 * 64 * 1024
         let p = LongPath(rttMs: 100, mbit: 20, poolA: Self.devicePool(budget: budget))
