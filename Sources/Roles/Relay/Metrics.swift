@@ -124,7 +124,8 @@ extension Relay {
         o.metric("buffer_pool_buffers", "gauge", "Stream buffers in use and the pool's limit.")
         o.line("buffer_pool_buffers", "state=\"in_use\"", UInt64(pool.inUse))
         o.line("buffer_pool_buffers", "state=\"limit\"", UInt64(pool.limit))
-        o.single("buffer_pool_bytes", "gauge", "Bytes of stream buffers in use.", UInt64(pool.inUse * pool.bufferSize))
+        o.single("buffer_pool_bytes", "gauge", "Bytes of stream windows granted (buffers in use, grown on long paths).",
+                 UInt64(pool.committed))
         o.metric("tunnel_buffers", "gauge", "Record buffers and frame queues: lent to tunnels moving bytes, and spare (an idle tunnel holds none).")
         o.line("tunnel_buffers", "state=\"lent\"", UInt64(blocks.lent))
         o.line("tunnel_buffers", "state=\"spare\"", UInt64(blocks.spareCount))

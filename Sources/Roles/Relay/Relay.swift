@@ -142,7 +142,7 @@ public final class Relay {
         muxLimits = MuxLimits(maxStreams: Limits.relayMaxStreamsPerTunnel, heartbeatMs: config.heartbeatMs,
                               openTimeoutMs: Limits.relayOpenTimeoutMs)
         // Two buffers per joined stream (one per leg), so the pool holds twice the stream limit.
-        pool = BufferPool(bufferSize: Limits.relayWindow, limit: 2 * Limits.relayMaxStreams)
+        pool = BufferPool(bufferSize: Limits.relayWindow, limit: 2 * Limits.relayMaxStreams, maxBufferSize: Limits.relayMaxWindow)
         do throws(SysError) {
             listener = try Socket.listen(config.listen, backlog: Limits.maxListenBacklog)
         } catch {
