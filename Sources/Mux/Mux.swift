@@ -586,7 +586,7 @@ public final class Mux {
     /// doubles (up to the pool's `maxBufferSize`, while the pool's budget has room, and
     /// never past what the round trip calls for: on a fast local hop a bulk stream keeps
     /// little in flight). Otherwise the path's rate (or the reader) limits it, and a
-    /// window above 1.5 x what was read comes down to that: credit is topped up when a
+    /// window above 2 x what was read comes down to 1.5 x: credit is topped up when a
     /// quarter of it is free, so 4/3 of the bytes in flight keep the path full, and the
     /// rest would only queue ahead of other streams. A stream that reads slowly does not
     /// grow: growth follows what is consumed.
@@ -604,8 +604,11 @@ public final class Mux {
         }
         let rtt = max(lastRttMs, 1)
         let elapsed = now.since(start)
-        if elapsed < rtt { return }
-        let perRtt = Int(min(Int64(s.copied) * rtt / elapsed, Int64(Int32.max / 4)))
+        // A reader that took 3/4 of the window in less than a round trip is limited by
+        // the window already: no need to wait for the round trip to end.
+        let early = 4 * s.copied >= 3 * s.window
+        if elapsed < rtt && !early { return }
+        let perRtt = elapsed < rtt ? s.copied : Int(min(Int64(s.copied) * rtt / elapsed, Int64(Int32.max / 4)))
         s.sampleAt = now
         s.copied = 0
         if 4 * perRtt >= 3 * s.window {
@@ -618,8 +621,8 @@ public final class Mux {
             }
         } else {
             // The buffer follows once it is empty and the credit out fits (produce()).
-            let next = max(pool.bufferSize, (perRtt + perRtt / 2 + 4095) & ~4095)
-            if next < s.window {
+            let next = max(pool.bufferSize, (perRtt + perRtt / 2 + 16383) & ~16383)
+            if 2 * perRtt < s.window && next < s.window {
                 s.window = next
                 s.sampleAt = now.adding(ms: rtt)
             }
