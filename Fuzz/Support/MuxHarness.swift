@@ -57,6 +57,8 @@ struct MuxConfig {
     var limits: MuxLimits
     var bufferSize: Int
     var poolLimit: Int
+    /// Windows may grow to this (large rx/tx runs: 4 x `bufferSize`, within the pool's budget).
+    var maxBufferSize: Int
 
     init(_ input: inout FuzzInput) {
         let maxStreams = Int(input.u8() % 8) + 1
@@ -67,6 +69,7 @@ struct MuxConfig {
         let minRx = WireProtocol.headerSize + WireProtocol.maxPayload
         let minTx = minRx + MuxLimits.controlReserve
         let big = input.bool()
+        maxBufferSize = big ? 4 * bufferSize : bufferSize
         limits = MuxLimits(maxStreams: maxStreams, heartbeatMs: heartbeat, openTimeoutMs: openTimeout,
                            rxCapacity: big ? 2 * minRx : minRx, txCapacity: big ? 4 * minRx : minTx)
     }
@@ -107,7 +110,7 @@ final class Owner {
     var helloEvents = 0
 
     init(isAgent: Bool, config: MuxConfig, now: Instant, ledger: Ledger?) {
-        let pool = BufferPool(bufferSize: config.bufferSize, limit: config.poolLimit)
+        let pool = BufferPool(bufferSize: config.bufferSize, limit: config.poolLimit, maxBufferSize: config.maxBufferSize)
         mux = Mux(side: isAgent ? .agent : .relay, limits: config.limits, pool: pool, now: now)
         self.isAgent = isAgent
         self.ledger = ledger
@@ -135,6 +138,7 @@ final class Owner {
         require(m.pool.inUse == m.streamCount, name + ": pool.inUse \(m.pool.inUse) != streams \(m.streamCount)")
         require(m.streamCount <= m.limits.maxStreams, name + ": more streams than maxStreams")
         require(m.pool.inUse <= m.pool.limit, name + ": pool over its limit")
+        require(m.pool.committed <= m.pool.budget, name + ": pool over its budget")
         require(m.rx.count >= 0 && m.rx.count <= m.rx.capacity, name + ": rx out of bounds")
         require(m.tx.count >= 0 && m.tx.count <= m.tx.capacity, name + ": tx out of bounds")
         let muxIDs = m.streamIDs.sorted()
@@ -145,7 +149,7 @@ final class Owner {
             // Credit must fit a 32-bit Int: the release runs on armv7, where Int is 32 bits
             // and a larger value (or Int(UInt32) of one) traps.
             require(info.sendCredit <= Int(Int32.max), name + ": send credit \(info.sendCredit) on \(id) does not fit a 32-bit Int")
-            require(info.buffered >= 0 && info.buffered <= bufferSize, name + ": receive buffer over its size on \(id)")
+            require(info.buffered >= 0 && info.buffered <= m.pool.maxBufferSize, name + ": receive buffer over its size on \(id)")
             let s = streams[id]!
             require(info.isOpen == (s.state == .open), name + ": stream \(id) open=\(info.isOpen) but model says \(s.state)")
             require(info.finReceived == s.peerFinished, name + ": finReceived differs from the events on \(id)")

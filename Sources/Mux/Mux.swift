@@ -69,6 +69,10 @@ public final class Mux {
     /// `.opening` is the next timer. Entries of streams no longer opening are skipped.
     var openingOrder: [MuxStream] = []
     var openingHead = 0
+    /// Streams that received DATA since they last idled: `timers` looks at them every
+    /// `MuxLimits.windowIdleMs` (not every turn) and shrinks the idle ones.
+    var idleWatch: [MuxStream] = []
+    var idleCheckAt: Instant? = nil
     public private(set) var goingAway = false
     public private(set) var peerGoingAway = false
 
@@ -154,6 +158,7 @@ public final class Mux {
             if pingOutstanding != nil && now.since(pingSentAt) >= limits.pongTimeoutMs { return fail(.peerTimeout) }
             if peerHeartbeatMs == nil && now >= nextPing { startPing(now: now) }
         }
+        if let t = idleCheckAt, now >= t { shrinkIdle(now: now) }
         if let s = firstOpening(), now.since(s.openedAt) >= limits.openTimeoutMs {
             remove(s.id)
             queueReset(s.id, .timeout)
@@ -184,6 +189,7 @@ public final class Mux {
             if peerHeartbeatMs == nil { d = min(d!, nextPing) }
             if pingOutstanding != nil { d = min(d!, pingSentAt.adding(ms: limits.pongTimeoutMs)) }
         }
+        if let t = idleCheckAt, d == nil || t < d! { d = t }
         var i = openingHead
         while i < openingOrder.count {
             let s = openingOrder[i]
@@ -264,9 +270,17 @@ public final class Mux {
                 guard let s = streams[h.stream] else { return nil }  // reset by us; data was in flight
                 guard s.phase == .open, !s.finReceived else { return fail(.unexpected(type.rawValue)) }
                 guard p.count <= s.recvCredit else { return fail(.creditViolation(h.stream)) }
+                tune(s, now: now)
                 s.recvCredit -= p.count
                 let n = s.receive.append(p)
                 precondition(n == p.count, "credit invariant")
+                s.countAfterData = s.receive.count
+                s.lastDataAt = now
+                if !s.watched {
+                    s.watched = true
+                    idleWatch.append(s)
+                    if idleCheckAt == nil { idleCheckAt = now.adding(ms: MuxLimits.windowIdleMs) }
+                }
                 notice(s)   // credit goes back once the owner has read
                 bytesIn += UInt64(n)
                 return .data(h.stream)
@@ -509,6 +523,14 @@ public final class Mux {
                 // credit) or a grant did not fit; otherwise new DATA brings it back.
                 more = more || !s.receive.isEmpty || grantable >= threshold
             }
+            if s.receive.isEmpty && !s.acceptPending {
+                // A window that shrank (idle) gives its memory back once the credit
+                // already granted fits the smaller one ...
+                if s.receive.capacity > s.window && s.recvCredit <= s.window { pool.shrink(s.receive, to: s.window) }
+                // ... and an idle stream (no DATA since the last look), or one the peer
+                // finished, holds no buffer memory while it is empty.
+                if !s.watched || s.finReceived { s.receive.park() }
+            }
             if s.finRequested && !s.finSent {
                 writeFin(s)
                 more = more || (!s.finSent && s.phase == .open)
@@ -547,10 +569,93 @@ public final class Mux {
     /// round trip is measured, only `minCredit`: a peer cannot make a relay fill
     /// whole buffers before it knows how much the path needs.
     func creditTarget(_ s: MuxStream) -> Int {
-        let cap = s.receive.capacity
-        if lastRttMs < 0 { return min(cap, MuxLimits.minCredit) }
-        let want = max(MuxLimits.minCredit, Int(lastRttMs + 1) * MuxLimits.creditBytesPerRttMs)
-        return min(cap, want)
+        min(s.window, s.receive.capacity, rttCredit)
+    }
+
+    /// Credit the round trip calls for (see `MuxLimits.minCredit`).
+    var rttCredit: Int {
+        if lastRttMs < 0 { return MuxLimits.minCredit }
+        let ms = Int(min(lastRttMs + 1, Int64(Int32.max) / Int64(MuxLimits.creditBytesPerRttMs)))
+        return max(MuxLimits.minCredit, ms * MuxLimits.creditBytesPerRttMs)
+    }
+
+    /// Window auto-tuning, at each DATA before it is appended (in the manner of Linux's
+    /// tcp_rcv_space_adjust): counts the bytes the owner read since the last DATA, and
+    /// once per round trip compares them with the window. If the reader took at least
+    /// 3/4 of the window in that round trip, the window is what limits the stream: it
+    /// doubles (up to the pool's `maxBufferSize`, while the pool's budget has room, and
+    /// never past what the round trip calls for: on a fast local hop a bulk stream keeps
+    /// little in flight). Otherwise the path's rate (or the reader) limits it, and a
+    /// window above 2 x what was read comes down to 1.5 x: credit is topped up when a
+    /// quarter of it is free, so 4/3 of the bytes in flight keep the path full, and the
+    /// rest would only queue ahead of other streams. A stream that reads slowly does not
+    /// grow: growth follows what is consumed.
+    func tune(_ s: MuxStream, now: Instant) {
+        s.copied += max(0, s.countAfterData - s.receive.count)
+        guard lastRttMs >= 0 else { return }
+        guard let start = s.sampleAt else {
+            s.sampleAt = now
+            s.copied = 0
+            return
+        }
+        if now < start {   // the round trip after a change: credit takes that long to act
+            s.copied = 0
+            return
+        }
+        let rtt = max(lastRttMs, 1)
+        let elapsed = now.since(start)
+        // A reader that took 3/4 of the window in less than a round trip is limited by
+        // the window already: no need to wait for the round trip to end.
+        let early = 4 * s.copied >= 3 * s.window
+        if elapsed < rtt && !early { return }
+        let perRtt = elapsed < rtt ? s.copied : Int(min(Int64(s.copied) * rtt / elapsed, Int64(Int32.max / 4)))
+        s.sampleAt = now
+        s.copied = 0
+        if 4 * perRtt >= 3 * s.window {
+            guard s.window < pool.maxBufferSize, rttCredit > s.window else { return }
+            let next = min(pool.maxBufferSize, 2 * s.window, rttCredit)
+            if s.receive.capacity >= next || pool.grow(s.receive, to: next) {
+                s.window = next
+                s.sampleAt = now.adding(ms: rtt)
+                notice(s)
+            }
+        } else {
+            // The buffer follows once it is empty and the credit out fits (produce()).
+            let next = max(pool.bufferSize, (perRtt + perRtt / 2 + 16383) & ~16383)
+            if 2 * perRtt < s.window && next < s.window {
+                s.window = next
+                s.sampleAt = now.adding(ms: rtt)
+            }
+        }
+    }
+
+    /// Streams without DATA for `windowIdleMs` go back to the base window; an empty
+    /// buffer gives its memory back (parked until data arrives again).
+    func shrinkIdle(now: Instant) {
+        var kept = 0
+        var next: Instant? = nil
+        var i = 0
+        while i < idleWatch.count {
+            let s = idleWatch[i]
+            i += 1
+            if s.gone { continue }
+            if now.since(s.lastDataAt) >= MuxLimits.windowIdleMs {
+                s.watched = false
+                s.sampleAt = nil
+                s.window = pool.bufferSize
+                // produce() shrinks the buffer once the owner has read it and the credit
+                // the peer holds fits the base window, and parks it while empty.
+                notice(s)
+            } else {
+                idleWatch[kept] = s
+                kept += 1
+                let t = s.lastDataAt.adding(ms: MuxLimits.windowIdleMs)
+                if next == nil || t < next! { next = t }
+            }
+        }
+        idleWatch.removeLast(idleWatch.count - kept)
+        // At the earliest idle time, but not more often than every quarter of it.
+        idleCheckAt = next.map { max($0, now.adding(ms: MuxLimits.windowIdleMs / 4)) }
     }
 
     /// Writes pending OPENs in the order they were made, stopping at the first that does not fit.

@@ -39,6 +39,10 @@ public struct MuxLimits {
     public static let minCredit = 32 * 1024
     public static let creditBytesPerRttMs = 100_000
 
+    /// A stream with no DATA for this long goes back to the pool's base window and
+    /// gives its (empty) receive buffer's memory back; it grows again when data moves.
+    public static let windowIdleMs: Int64 = 5_000
+
     /// DATA enters `tx` only while it holds less than this: about two records, so a
     /// bulk stream cannot queue much ahead of a small message on another stream
     /// (the rest waits in the streams' own buffers, served in turn).

@@ -36,6 +36,21 @@ final class MuxStream {
     /// Removed from the multiplexer (entries for it in its lists are skipped).
     var gone = false
 
+    // Window auto-tuning (`Mux.tune`): the credit target follows the bytes the owner
+    // reads per round trip, like TCP's receive-buffer auto-tuning.
+    /// The receive window the stream aims for: the pool's base size, doubled while the
+    /// path needs it (up to the pool's `maxBufferSize` and budget).
+    var window: Int
+    /// Start of the current measurement, nil before the first DATA of a busy period.
+    var sampleAt: Instant? = nil
+    /// Bytes the owner read since `sampleAt`.
+    var copied = 0
+    /// `receive.count` right after the last DATA was appended.
+    var countAfterData = 0
+    var lastDataAt: Instant
+    /// In the multiplexer's `idleWatch` list.
+    var watched = false
+
     init(id: UInt32, phase: Phase, receive: ByteQueue, sendCredit: Int, recvCredit: Int, now: Instant) {
         self.id = id
         self.phase = phase
@@ -43,6 +58,8 @@ final class MuxStream {
         self.sendCredit = sendCredit
         self.recvCredit = recvCredit
         self.openedAt = now
+        self.window = receive.capacity
+        self.lastDataAt = now
     }
 }
 

@@ -47,9 +47,11 @@ public final class BlockCache {
 
     /// Gives back a block of `size` bytes from `take`; its first `written` bytes are wiped.
     public func give(_ p: UnsafeMutableRawPointer, size: Int, written: Int) {
-        precondition(lent > 0 && written >= 0 && written <= size && size >= 8)
+        precondition(lent > 0 && written >= 0 && written <= size && size > 0)
         lent -= 1
         if written > 0 { p.initializeMemory(as: UInt8.self, repeating: 0, count: written) }
+        // A spare block holds the list's next pointer in its first word.
+        guard keepPerSize > 0 && size >= 8 else { return p.deallocate() }
         if sizes.firstIndex(of: size) == nil {
             sizes.append(size)
             heads.append(nil)

@@ -1,4 +1,4 @@
-/// A fixed-capacity byte queue allocated once and never grown.
+/// A byte queue of a fixed capacity (changed only by `resize(to:)`, never by writes).
 ///
 /// Bytes are appended at `tail` and consumed from `head`:
 /// `0 <= head <= tail <= capacity`. When the free space at the end runs out,
@@ -14,7 +14,8 @@
 /// Exactly one owner writes and one reads; it is not thread-safe (nothing in
 /// agent is).
 public final class ByteQueue {
-    public let capacity: Int
+    /// Fixed unless the owner calls `resize(to:)` (a stream window that follows the path).
+    public private(set) var capacity: Int
     /// The storage; nil while parked (then the queue is empty).
     @usableFromInline var storage: UnsafeMutableRawPointer?
     let cache: BlockCache?
@@ -57,6 +58,33 @@ public final class ByteQueue {
         head = 0
         tail = 0
         return true
+    }
+
+    /// Changes the capacity (at least `count`), keeping the unread bytes. The old
+    /// storage is wiped and freed (or given back to the cache); a parked queue only
+    /// takes the new size when it is next written.
+    public func resize(to newCapacity: Int) {
+        precondition(newCapacity >= count && newCapacity > 0)
+        if newCapacity == capacity { return }
+        guard let old = storage else {
+            capacity = newCapacity
+            return
+        }
+        let n = count
+        let p = cache?.take(newCapacity) ?? UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        if n > 0 { p.copyMemory(from: old + head, byteCount: n) }
+        let used = max(written, tail)
+        if let c = cache {
+            c.give(old, size: capacity, written: used)
+        } else {
+            old.initializeMemory(as: UInt8.self, repeating: 0, count: used)
+            old.deallocate()
+        }
+        storage = p
+        capacity = newCapacity
+        head = 0
+        tail = n
+        written = n
     }
 
     /// The storage, taken from the cache if parked.

@@ -133,6 +133,8 @@ enum AgentCommand {
         var limits = MuxLimits(maxStreams: Limits.reverseMaxStreams, heartbeatMs: heartbeatMs)
         limits.announceHeartbeat = true
         var (settings, cert) = try tunnelSettings(opts, role: .reverse, heartbeatMs: heartbeatMs, rng: rng, muxLimits: limits)
+        settings.memoryBudget = try ArgumentParser.bytes(opts, "memory-budget", min: Limits.reverseWindow,
+                                                         max: Limits.memoryBudgetMax)
         let policy = try reversePolicy(opts)
         if let h = policy.sniHostname { settings.hostnames = [h] }
         if !policy.authorization.any && policy.authorization.keys == nil && policy.authorization.ca == nil {
@@ -241,7 +243,9 @@ enum AgentCommand {
             throw UsageError("forward needs --listen ADDR:PORT --device ID --target HOST:PORT, or --map")
         }
         let limits = MuxLimits(maxStreams: Limits.forwardMaxStreams, heartbeatMs: heartbeatMs)
-        let (settings, cert) = try tunnelSettings(opts, role: .forward, heartbeatMs: heartbeatMs, rng: rng, muxLimits: limits)
+        var (settings, cert) = try tunnelSettings(opts, role: .forward, heartbeatMs: heartbeatMs, rng: rng, muxLimits: limits)
+        settings.memoryBudget = try ArgumentParser.bytes(opts, "memory-budget", min: Limits.forwardWindow,
+                                                         max: Limits.memoryBudgetMax)
         let forward: Forward
         do throws(StartupError) {
             forward = try Forward(settings: settings, certificate: cert, mappings: mappings, rng: rng, now: EventLoop.now())

@@ -10,7 +10,7 @@ enum RoleCommand {
     static let agentCommon: [OptionSpec] = [
         .value("relay"), .value("relay-pin"), .value("ca"), .value("identity"), .value("cert"), .value("token"),
         .value("proxy"), .value("reconnect-max"),
-        .value("token-file"),
+        .value("token-file"), .value("memory-budget"),
     ]
     static let relayOnly: [OptionSpec] = [
         .value("listen"), .value("state"), .value("cert"), .value("key"), .value("enroll-secret"), .flag("open-enrollment"),

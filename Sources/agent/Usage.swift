@@ -44,6 +44,10 @@ enum Usage {
                              the relay, which then does not ping it)
       --reconnect-max SECONDS
                              cap of the reconnect backoff, agents (default 30)
+      --memory-budget BYTES  reverse and forward: memory all stream windows may use at once
+                             (suffix KiB, MiB or GiB; default 8MiB reverse, 64MiB forward).
+                             Windows start at 64KiB (reverse) or 256KiB and grow on long paths
+                             while data moves, up to 512KiB or 1MiB, within the budget
 
     The relay is checked by --relay-pin (its key), by --ca (its TLS certificate and name), or
     both: behind a front that terminates TLS (nginx on 443), --ca checks the front and the pin

@@ -33,9 +33,12 @@ public class AgentNode: LoopDriver {
     /// Work rounds per loop turn before poll() is asked again (with a zero timeout).
     static let roundsPerTurn = 16
 
-    init(settings: TunnelSettings, rng: Rng, window: Int, maxStreams: Int, now: Instant) throws(CryptoError) {
+    /// Stream windows start at `window` and grow to `maxWindow` while a path needs it,
+    /// within `settings.memoryBudget` (default: `maxStreams` x `window`, the worst case of
+    /// fixed windows).
+    init(settings: TunnelSettings, rng: Rng, window: Int, maxWindow: Int, maxStreams: Int, now: Instant) throws(CryptoError) {
         self.rng = rng
-        pool = BufferPool(bufferSize: window, limit: maxStreams)
+        pool = BufferPool(bufferSize: window, limit: maxStreams, maxBufferSize: maxWindow, budget: settings.memoryBudget)
         client = try RelayClient(settings: settings, rng: rng, pool: pool, now: now)
     }
 

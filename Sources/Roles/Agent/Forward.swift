@@ -43,7 +43,8 @@ public final class Forward: AgentNode {
                 now: Instant) throws(StartupError) {
         do throws(CryptoError) {
             e2eClient = try E2EClient(rng: rng, key: settings.identity, certificate: certificate)
-            try super.init(settings: settings, rng: rng, window: Limits.forwardWindow, maxStreams: Limits.forwardMaxStreams,
+            try super.init(settings: settings, rng: rng, window: Limits.forwardWindow, maxWindow: Limits.forwardMaxWindow,
+                           maxStreams: Limits.forwardMaxStreams,
                            now: now)
         } catch {
             throw StartupError("TLS setup: " + error.message)

@@ -70,6 +70,8 @@ public struct TunnelSettings {
     public var heartbeatMs: Int64
     public var reconnectMaxMs: Int64
     public var muxLimits: MuxLimits
+    /// Bytes all stream buffers may use at once (`--memory-budget`); nil: the role's default.
+    public var memoryBudget: Int? = nil
 
     public init(relay: RelayEndpoint, pin: [UInt8]?, ca: Certificate?, role: AgentRole, identity: PrivateKey,
                 certificates: [[UInt8]], token: [UInt8], hostnames: [String], heartbeatMs: Int64,

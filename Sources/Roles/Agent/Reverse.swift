@@ -45,7 +45,8 @@ public final class Reverse: AgentNode {
         slowDNSMs = Environment.get("AGENT_FAULT_SLOW_DNS").flatMap { Int($0) } ?? 0
         if slowDNSMs > 0 { Log.warn("fault_injection", "slow_dns_ms=" + String(slowDNSMs)) }
         server = try E2EServer(rng: rng, key: settings.identity, certificate: certificate, authorization: policy.authorization)
-        try super.init(settings: settings, rng: rng, window: Limits.reverseWindow, maxStreams: Limits.reverseMaxStreams, now: now)
+        try super.init(settings: settings, rng: rng, window: Limits.reverseWindow, maxWindow: Limits.reverseMaxWindow,
+                       maxStreams: Limits.reverseMaxStreams, now: now)
     }
 
     override func tunnelUp(_ id: AgentID, now: Instant) { myID = id }

@@ -80,16 +80,26 @@ public enum Limits {
     /// ... and how often a live tunnel gets a fresh one (a quarter of the lifetime), so a
     /// device connected for weeks holds a valid credential when the relay restarts.
     public static let relayResumeRefreshSeconds: Int64 = relayResumeLifetimeSeconds / 4
-    /// Per stream and direction: fills a 100 ms path at 20 Mbit/s (250 KB) on one stream.
+    /// Per stream and direction, to start with: fills a 100 ms path at 20 Mbit/s (250 KB)
+    /// on one stream ...
     public static let relayWindow = 256 * 1024
+    /// ... and grows to this while the path needs it (the measured round trip and the rate
+    /// the stream is read at: 2 x 1 MiB fills 80 Mbit/s at 100 ms), within the pool's
+    /// budget (2 x `relayMaxStreams` x `relayWindow`, the worst case of fixed windows).
+    public static let relayMaxWindow = 1024 * 1024
 
     // Forward (operator machine)
     public static let forwardMaxStreams = 256
     public static let forwardWindow = 256 * 1024
+    public static let forwardMaxWindow = 1024 * 1024
 
-    // Reverse (device): smaller windows trade single-stream speed on long paths for memory.
+    // Reverse (device): a small window to start with; it grows on a long path while data
+    // moves (512 KiB: 2 x 20 Mbit/s at 100 ms) and shrinks back when the stream idles.
     public static let reverseMaxStreams = MuxLimits.defaultMaxStreamsDevice
     public static let reverseWindow = 64 * 1024
+    public static let reverseMaxWindow = 512 * 1024
+    /// The most `--memory-budget` accepts (the least: one stream at the role's base window).
+    public static let memoryBudgetMax = 1024 * 1024 * 1024
     /// Device: streams whose end-to-end session has not yet authorized its forward, in all
     /// (the rest of the 128 stay for authorized operators) ...
     public static let reverseMaxUnauthorizedStreams = 32

@@ -169,6 +169,23 @@ public enum ArgumentParser {
         return n
     }
 
+    /// Parses a size in bytes, with an optional KiB, MiB or GiB suffix, in min...max
+    /// (nil when the option is not given).
+    public static func bytes(_ options: ParsedOptions, _ name: String, min: Int, max: Int) throws(UsageError) -> Int? {
+        guard let v = options.value(name) else { return nil }
+        var digits = v
+        var unit = 1
+        for (suffix, u) in [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)] where Text.hasSuffix(v, suffix) {
+            digits = Text.slice(v, 0, Text.length(v) - 3)
+            unit = u
+        }
+        guard let n = Int(digits), n >= 0, n <= max / unit, n * unit >= min else {
+            throw UsageError(options.source(name) + ": expected bytes (or KiB, MiB, GiB) from " + String(min) + " to "
+                             + String(max) + ", got '" + v + "'")
+        }
+        return n * unit
+    }
+
     /// Parses a whole number of seconds in 1...max.
     public static func seconds(_ options: ParsedOptions, _ name: String, default def: Int, max: Int) throws(UsageError) -> Int {
         guard let v = options.value(name) else { return def }

@@ -101,6 +101,8 @@ struct RelaySnapshot {
     var poolInUse = 0
     var poolLimit = 0
     var poolBufferSize = 0
+    /// Bytes the pool's buffers hold now (a buffer grows with its stream's window).
+    var poolCommitted = 0
     var blocksLent = 0
     var blocksSpare = 0
     let stats: RelayStats
@@ -118,6 +120,7 @@ extension RelayCore {
         s.poolInUse = pool.inUse
         s.poolLimit = pool.limit
         s.poolBufferSize = pool.bufferSize
+        s.poolCommitted = pool.committed
         s.blocksLent = blocks.lent
         s.blocksSpare = blocks.spareCount
         return s
@@ -154,7 +157,8 @@ extension Relay {
         o.metric("buffer_pool_buffers", "gauge", "Stream buffers in use and the pool's limit.")
         o.line("buffer_pool_buffers", "state=\"in_use\"", UInt64(s.poolInUse))
         o.line("buffer_pool_buffers", "state=\"limit\"", UInt64(s.poolLimit))
-        o.single("buffer_pool_bytes", "gauge", "Bytes of stream buffers in use.", UInt64(s.poolInUse * s.poolBufferSize))
+        o.single("buffer_pool_bytes", "gauge", "Bytes of stream windows granted (buffers in use, grown on long paths).",
+                 UInt64(s.poolCommitted))
         o.metric("tunnel_buffers", "gauge", "Record buffers and frame queues: lent to tunnels moving bytes, and spare (an idle tunnel holds none).")
         o.line("tunnel_buffers", "state=\"lent\"", UInt64(s.blocksLent))
         o.line("tunnel_buffers", "state=\"spare\"", UInt64(s.blocksSpare))

@@ -107,7 +107,7 @@ final class RelayCore {
         muxLimits = MuxLimits(maxStreams: Limits.relayMaxStreamsPerTunnel, heartbeatMs: heartbeatMs,
                               openTimeoutMs: Limits.relayOpenTimeoutMs)
         // Two buffers per joined stream (one per leg), so the pool holds twice the stream limit.
-        pool = BufferPool(bufferSize: Limits.relayWindow, limit: 2 * Limits.relayMaxStreams)
+        pool = BufferPool(bufferSize: Limits.relayWindow, limit: 2 * Limits.relayMaxStreams, maxBufferSize: Limits.relayMaxWindow)
     }
 
     // MARK: - Events
