@@ -149,11 +149,8 @@ $(1)_SWIFTFLAGS = -enable-experimental-feature Embedded -wmo -Osize -target $$($
 # specialization exists once and dead code goes (about 8 KB smaller than one
 # object per module). The host build (SwiftPM) still compiles the modules
 # separately and so keeps checking their dependency direction.
-$$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/libmbedtls.a
-	rm -rf $$($(1)_B)/swift-src && mkdir -p $$($(1)_B)/swift-src
-	set -e; for m in $(SWIFT_MODULES); do for f in $$$$(find Sources/$$$$m -name '*.swift' | sort); do \
-	  sed -E '/^import ($(subst $(space),|,$(SWIFT_MODULES)))$$$$/d' $$$$f > $$($(1)_B)/swift-src/$$$$m-$$$$(basename $$$$f); \
-	done; done
+$$($(1)_B)/swift.stamp: $$(SWIFT_SOURCES) $(MODULES_FILE) cross/single-module.sh $(CSHIMS_SOURCES) $$($(1)_MBED)/lib/libmbedtls.a
+	bash cross/single-module.sh $$($(1)_B)/swift-src
 	# swiftc keeps an existing object whose IR hash matches, and -Xllvm options are not
 	# part of that hash: start from no object, so a flag change always takes effect.
 	rm -f $$($(1)_B)/agent-all.o

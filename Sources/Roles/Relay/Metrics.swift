@@ -100,7 +100,6 @@ struct RelaySnapshot {
     var sniConnections = 0
     var poolInUse = 0
     var poolLimit = 0
-    var poolBufferSize = 0
     /// Bytes the pool's buffers hold now (a buffer grows with its stream's window).
     var poolCommitted = 0
     var blocksLent = 0
@@ -119,7 +118,6 @@ extension RelayCore {
         s.sniConnections = sniConns.count
         s.poolInUse = pool.inUse
         s.poolLimit = pool.limit
-        s.poolBufferSize = pool.bufferSize
         s.poolCommitted = pool.committed
         s.blocksLent = blocks.lent
         s.blocksSpare = blocks.spareCount
